@@ -58,7 +58,9 @@ def test_nll_of_a_point_at_the_mean_is_half_log_two_pi_plus_log_sigma():
 
 
 def test_sharpness_is_root_mean_square_sigma():
-    assert M.sharpness(np.zeros(2), np.array([1.0, 2.0]), np.zeros(2)) == pytest.approx(math.sqrt(2.5), rel=1e-12)
+    assert M.sharpness(np.zeros(2), np.array([1.0, 2.0]), np.zeros(2)) == pytest.approx(
+        math.sqrt(2.5), rel=1e-12
+    )
 
 
 def test_calibration_errors_of_one_point_at_its_mean_match_hand_values():
@@ -108,7 +110,9 @@ def test_interval_score_adds_the_penalty_outside_the_band():
 
 
 def test_rel_l2_is_relative_error_norm():
-    assert M.rel_l2(np.array([3.0, 4.0]), np.ones(2), np.array([0.0, 0.0]) + np.array([3.0, 0.0])) == pytest.approx(4 / 3)
+    assert M.rel_l2(
+        np.array([3.0, 4.0]), np.ones(2), np.array([0.0, 0.0]) + np.array([3.0, 0.0])
+    ) == pytest.approx(4 / 3)
 
 
 def test_pit_is_normal_cdf_of_standardized_truth():
@@ -155,7 +159,9 @@ def test_all_metrics_equals_each_named_metric():
     shape = (20, 20)
     got = all_metrics(p.reshape(shape), s.reshape(shape), t.reshape(shape), functions=True)
     for name, fn in METRICS.items():
-        assert got[name] == pytest.approx(fn(p.reshape(shape), s.reshape(shape), t.reshape(shape)), rel=1e-12), name
+        assert got[name] == pytest.approx(
+            fn(p.reshape(shape), s.reshape(shape), t.reshape(shape)), rel=1e-12
+        ), name
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -164,7 +164,9 @@ def fit_conformal(
     return ConformalIntervals(tuple(float(v) for v in levels), tuple(float(v) for v in q), scores.size)
 
 
-def split_calibration(shape: tuple[int, ...], *, seed: int = 0, fraction: float = 0.5, functions: bool = False) -> np.ndarray:
+def split_calibration(
+    shape: tuple[int, ...], *, seed: int = 0, fraction: float = 0.5, functions: bool = False
+) -> np.ndarray:
     """A boolean mask of `shape`, True for the calibration part, False for the test part.
 
     Points are drawn at random (seeded); with ``functions=True`` whole functions along axis 0
@@ -210,7 +212,10 @@ def recalibration_table(
 
     def gaussian_row(std: np.ndarray, scale: float) -> dict[str, float | None]:
         m = all_metrics(pt, std, tt)
-        row: dict[str, float | None] = {k: m[k] for k in ("rmsce", "mace", "miscalibration_area", "nll", "crps", "interval_score", "sharpness")}
+        row: dict[str, float | None] = {
+            k: m[k]
+            for k in ("rmsce", "mace", "miscalibration_area", "nll", "crps", "interval_score", "sharpness")
+        }
         for lv in levels:
             key = round(lv * 100)
             row[f"coverage_{key}"] = m[f"coverage_{key}"]
