@@ -1,1 +1,44 @@
-"""operators package."""
+"""Fourier neural operators: data generation, models, training, evaluation (DESIGN.md section 2-4)."""
+
+from operators.checkpoint import load_checkpoint, load_model, save_checkpoint
+from operators.grf import grf_eigenvalues, sample_grf
+from operators.layers import SpectralConv, check_modes, spectral_conv
+from operators.models import FNO, FNOConfig, Normalizer, functional, param_count
+from operators.train import (
+    OperatorData,
+    TrainConfig,
+    h1_loss,
+    load_operator_data,
+    make_optimizer,
+    make_train_epoch,
+    predict,
+    rel_l2_loss,
+    rel_l2_per_sample,
+    train_fno,
+)
+
+__all__ = [
+    "FNO",
+    "FNOConfig",
+    "Normalizer",
+    "OperatorData",
+    "SpectralConv",
+    "TrainConfig",
+    "check_modes",
+    "functional",
+    "grf_eigenvalues",
+    "h1_loss",
+    "load_checkpoint",
+    "load_model",
+    "load_operator_data",
+    "make_optimizer",
+    "make_train_epoch",
+    "param_count",
+    "predict",
+    "rel_l2_loss",
+    "rel_l2_per_sample",
+    "sample_grf",
+    "save_checkpoint",
+    "spectral_conv",
+    "train_fno",
+]

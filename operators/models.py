@@ -1,0 +1,179 @@
+"""The Fourier neural operator for 1D and 2D inputs (Flax NNX), and its pure functional form.
+
+``FNO(config, rngs=...)`` maps input functions ``a: (batch, *spatial)`` sampled on a uniform
+periodic grid of [0, 1)^d to outputs ``u: (batch, *spatial)``:
+
+    a -> normalise -> [a, x] -> lift P (linear) -> L x (spectral conv + pointwise W, GELU)
+      -> projection Q (width -> proj_hidden -> 1, GELU) -> de-normalise -> u
+
+(Li et al. 2021, section 4, with the grid coordinates appended as in the paper's code).
+``modes`` counts kept frequencies per axis, |k| <= modes - 1 (see ``operators.layers``).
+The normalisation is by scalar means and standard deviations of the training inputs and
+targets (kept as non-trainable ``Normalizer`` variables), not per grid point, so the model
+is the same function at every resolution: a model trained on one grid evaluates on any
+other grid that resolves ``modes`` frequencies.
+
+Pure functional path (ensembles, MC dropout, data-parallel training)::
+
+    apply, params = functional(model)        # params: the nnx.Param state
+    u = apply(params, a)                     # deterministic
+    u = apply(params, a, key=key)            # dropout on (if config.dropout > 0)
+
+``apply`` is a pure function of (params, a, key): jit, vmap over stacked params (deep
+ensembles) or over keys (dropout draws) work directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from operators.layers import SpectralConv, check_modes
+
+__all__ = ["FNO", "FNOConfig", "Normalizer", "functional", "param_count"]
+
+
+@dataclass(frozen=True)
+class FNOConfig:
+    """Architecture of an FNO. Every field is JSON-able: a checkpoint stores this and rebuilds.
+
+    dim:          number of spatial axes of the input (1 or 2).
+    modes:        kept frequencies per axis, |k| <= modes - 1 (start with 16 in 1D, 12 in 2D).
+    width:        channels of the hidden representation (64 in 1D, 32 in 2D as in the paper).
+    depth:        number of Fourier layers (4).
+    proj_hidden:  hidden channels of the projection Q (128).
+    padding:      zero padding appended to each spatial axis as a fraction of its size
+                  (0 for periodic data; ~0.25 for non-periodic data). A fraction, not a
+                  point count, so the model stays resolution independent.
+    dropout:      dropout rate after each hidden activation (0 = none; used by MC dropout).
+    in_channels, out_channels: channels of a and u (1 each for scalar fields).
+    """
+
+    dim: int = 1
+    modes: int = 16
+    width: int = 64
+    depth: int = 4
+    proj_hidden: int = 128
+    padding: float = 0.0
+    dropout: float = 0.0
+    in_channels: int = 1
+    out_channels: int = 1
+
+    def __post_init__(self) -> None:
+        if self.dim not in (1, 2):
+            raise ValueError(f"dim must be 1 or 2, got {self.dim!r}")
+        for name in ("modes", "width", "depth", "proj_hidden", "in_channels", "out_channels"):
+            v = getattr(self, name)
+            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if not (0.0 <= self.padding <= 1.0):
+            raise ValueError(f"padding must be a fraction in [0, 1], got {self.padding!r}")
+        if not (0.0 <= self.dropout < 1.0):
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | str) -> FNOConfig:
+        if isinstance(d, str):
+            d = json.loads(d)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown FNO config keys {sorted(unknown)}")
+        return cls(**d)
+
+
+class Normalizer(nnx.Variable):
+    """Non-trainable normalisation constants (scalar mean and std of a or u)."""
+
+
+def _dropout(x: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:
+    if key is None or rate == 0.0:
+        return x
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0.0)
+
+
+class FNO(nnx.Module):
+    """Fourier neural operator (see module doc). ``model(a)``: a (batch, *spatial) or
+    (batch, *spatial, in_channels) -> u (batch, *spatial) or (..., out_channels)."""
+
+    def __init__(self, config: FNOConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        c = config
+        self.lift = nnx.Linear(c.in_channels + c.dim, c.width, rngs=rngs)
+        self.spectral = nnx.List([SpectralConv(c.width, c.width, c.modes, c.dim, rngs=rngs) for _ in range(c.depth)])
+        self.pointwise = nnx.List([nnx.Linear(c.width, c.width, rngs=rngs) for _ in range(c.depth)])
+        self.proj1 = nnx.Linear(c.width, c.proj_hidden, rngs=rngs)
+        self.proj2 = nnx.Linear(c.proj_hidden, c.out_channels, rngs=rngs)
+        self.a_mean = Normalizer(jnp.zeros((), jnp.float32))
+        self.a_std = Normalizer(jnp.ones((), jnp.float32))
+        self.u_mean = Normalizer(jnp.zeros((), jnp.float32))
+        self.u_std = Normalizer(jnp.ones((), jnp.float32))
+
+    def set_normalization(self, a_mean: float, a_std: float, u_mean: float, u_std: float) -> None:
+        """Store the training data's scalar statistics (call before training)."""
+        for name, v in (("a_std", a_std), ("u_std", u_std)):
+            if not v > 0:
+                raise ValueError(f"{name} must be positive, got {v!r}")
+        self.a_mean.value = jnp.asarray(a_mean, jnp.float32)
+        self.a_std.value = jnp.asarray(a_std, jnp.float32)
+        self.u_mean.value = jnp.asarray(u_mean, jnp.float32)
+        self.u_std.value = jnp.asarray(u_std, jnp.float32)
+
+    def __call__(self, a: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
+        c = self.config
+        squeeze = a.ndim == c.dim + 1
+        x = (a[..., None] if squeeze else a).astype(jnp.float32)
+        if x.ndim != c.dim + 2:
+            raise ValueError(f"FNO with dim={c.dim} takes (batch, *{c.dim} spatial axes[, channels]), got {a.shape}")
+        spatial = x.shape[1:-1]
+        check_modes(c.modes, spatial)
+        x = (x - self.a_mean.value) / self.a_std.value
+        grids = jnp.meshgrid(*[jnp.arange(n, dtype=jnp.float32) / n for n in spatial], indexing="ij")
+        coords = jnp.broadcast_to(jnp.stack(grids, axis=-1), (x.shape[0], *spatial, c.dim))
+        x = self.lift(jnp.concatenate([x, coords], axis=-1))
+        pads = [int(round(c.padding * n)) for n in spatial]
+        if any(pads):
+            x = jnp.pad(x, [(0, 0), *[(0, p) for p in pads], (0, 0)])
+        keys = jax.random.split(key, c.depth + 1) if key is not None else [None] * (c.depth + 1)
+        for i in range(c.depth):
+            x = self.spectral[i](x) + self.pointwise[i](x)
+            if i < c.depth - 1:
+                x = _dropout(jax.nn.gelu(x), c.dropout, keys[i])
+        if any(pads):
+            x = x[(slice(None), *[slice(0, n) for n in spatial])]
+        x = _dropout(jax.nn.gelu(self.proj1(x)), c.dropout, keys[-1])
+        x = self.proj2(x)
+        u = x * self.u_std.value + self.u_mean.value
+        return u[..., 0] if squeeze and c.out_channels == 1 else u
+
+
+def functional(model: FNO) -> tuple[Callable[..., jax.Array], nnx.State]:
+    """Split ``model`` into a pure ``apply(params, a, key=None)`` and its ``nnx.Param`` state.
+
+    The non-trainable state (normalisation constants) is closed over; ``nnx.merge`` inside
+    ``apply`` rebuilds the module, so ``apply`` can be jitted, differentiated and vmapped
+    over stacked params (deep ensembles) or dropout keys.
+    """
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    def apply(params: nnx.State, a: jax.Array, key: jax.Array | None = None) -> jax.Array:
+        return nnx.merge(graphdef, params, rest)(a, key=key)
+
+    return apply, params
+
+
+def param_count(model_or_params: Any) -> int:
+    """Number of trainable scalars (the complex spectral weights count twice: re and im)."""
+    params = nnx.state(model_or_params, nnx.Param) if isinstance(model_or_params, nnx.Module) else model_or_params
+    return int(sum(x.size for x in jax.tree.leaves(params)))
