@@ -1,7 +1,31 @@
 """PDE problems, exact and spectral solutions, PINNs, and the solution data model."""
 
-from pdes.problems import BURGERS, HEAT, HEAT2D, OPERATOR_BURGERS, WAVE, Burgers, Heat, Heat2D, PeriodicBurgers, Wave
-from pdes.solution import compare, operator_dataset, read_dataset, read_solution, rel_l2, solution_dataset, write_dataset, write_solution
+from pdes.exact import exact_solution
+from pdes.plotting import plot_solution
+from pdes.problems import (
+    BURGERS,
+    HEAT,
+    HEAT2D,
+    OPERATOR_BURGERS,
+    WAVE,
+    Burgers,
+    Heat,
+    Heat2D,
+    PeriodicBurgers,
+    Wave,
+)
+from pdes.solution import (
+    compare,
+    operator_dataset,
+    read_dataset,
+    read_solution,
+    rel_l2,
+    solution_dataset,
+    write_dataset,
+    write_solution,
+)
+from pdes.solve import solve
+from pdes.spectral import solve_burgers_dirichlet, solve_periodic_burgers, solve_spectral
 
 __all__ = [
     "BURGERS",
@@ -15,11 +39,17 @@ __all__ = [
     "PeriodicBurgers",
     "Wave",
     "compare",
+    "exact_solution",
     "operator_dataset",
+    "plot_solution",
     "read_dataset",
     "read_solution",
     "rel_l2",
     "solution_dataset",
+    "solve",
+    "solve_burgers_dirichlet",
+    "solve_periodic_burgers",
+    "solve_spectral",
     "write_dataset",
     "write_solution",
 ]

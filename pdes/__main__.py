@@ -1,0 +1,359 @@
+"""python -m pdes: solve a PDE problem, compare two solution files, run the demo.
+
+    python -m pdes solve {heat,wave,burgers,heat2d} --method {exact,spectral,pinn} [--out F.nc] [--plot F.png] [--json]
+    python -m pdes compare A.nc B.nc [--var u] [--json]
+    python -m pdes demo --out out
+
+Exit codes: 0 success; 2 bad input (one line ``pdes: error: ...`` on stderr, no file left
+behind); 1 internal failure. Each subcommand is one ``add_*_parser`` + one ``cmd_*`` function,
+registered in ``SUBCOMMANDS``; add a new one there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import tomllib
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEMO_STEPS", "SUBCOMMANDS", "build_parser", "main"]
+
+EQUATIONS = ("heat", "wave", "burgers", "heat2d")
+_PROBLEM_FLAGS = {"nu": "nu", "alpha": "alpha", "c": "c", "t_end": "t_end"}
+
+
+class UsageError(ValueError):
+    """Bad input found by the command line itself (exit code 2)."""
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+    return value
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    if "=" not in text or not text.split("=", 1)[0].strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def _check_suffix(path: str | None, suffixes: tuple[str, ...], flag: str) -> None:
+    if path is not None and Path(path).suffix.lower() not in suffixes:
+        raise UsageError(f"{flag} must end in {' or '.join(suffixes)}, got {path!r}")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3e}" if (value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e4)) else f"{value:.4g}"
+    return str(value)
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str], file: Any = None) -> None:
+    """Plain-text table of rows (dicts) with the given columns."""
+    file = file or sys.stdout
+    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)), file=file)
+    print("  ".join("-" * w for w in widths), file=file)
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)), file=file)
+
+
+# ----------------------------------------------------------------------------- solve
+
+
+def add_solve_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "solve",
+        help="solve a PDE problem (exact, spectral or PINN) and write/plot the solution",
+        description="Solve a preset problem on t = linspace(0, t_end, nt), x = linspace(x_min, x_max, nx).",
+    )
+    p.add_argument("equation", choices=EQUATIONS, help="problem preset (DESIGN.md section 3)")
+    p.add_argument("--method", choices=("exact", "spectral", "pinn"), default="exact", help="solver (default: exact)")
+    p.add_argument("--nu", type=_finite_float, help="viscosity (burgers)")
+    p.add_argument("--alpha", type=_finite_float, help="diffusivity (heat, heat2d)")
+    p.add_argument("--c", type=_finite_float, help="wave speed (wave)")
+    p.add_argument("--nx", type=int, default=None, help="grid points in x (default 256, >= 8)")
+    p.add_argument("--nt", type=int, default=None, help="grid points in t (default 100, >= 2)")
+    p.add_argument("--t-end", type=_finite_float, help="final time (default: the preset's)")
+    p.add_argument("--steps", type=int, help="spectral: ETDRK4 steps (burgers); pinn: training steps")
+    p.add_argument("--modes", type=int, help="spectral: points of the periodic (odd-extended) grid")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    p.add_argument("--config", metavar="FILE.toml", help="TOML file: [problem] and [solve] tables (pinn: its config file)")
+    p.add_argument("--out", metavar="FILE.nc", help="write the solution Dataset (netCDF-4)")
+    p.add_argument("--plot", metavar="FILE.png", help="write a figure of the solution")
+    p.add_argument("--json", action="store_true", help="print a JSON result on stdout")
+    pinn = p.add_argument_group("PINN options (--method pinn)")
+    pinn.add_argument("--preset", help="named PINN configuration")
+    pinn.add_argument("--resume", metavar="DIR", help="resume training from a checkpoint folder")
+    pinn.add_argument("--checkpoint-dir", metavar="DIR", help="write training checkpoints here")
+    pinn.add_argument("--set", dest="overrides", action="append", type=_key_value, default=[], metavar="KEY=VALUE", help="override a config entry (repeatable)")
+    pinn.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_solve)
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no such config file: {path!r}")
+    try:
+        with p.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as err:
+        raise UsageError(f"{path!r} is not valid TOML ({err})") from None
+
+
+def _solve_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The problem and the solve() keyword arguments from flags (and, for exact/spectral, the
+    [problem]/[solve] tables of --config; flags win). Raises ValueError on bad input."""
+    from pdes.problems import PRESETS, with_overrides
+
+    file_problem: dict[str, Any] = {}
+    file_solve: dict[str, Any] = {}
+    if args.config is not None and args.method != "pinn":
+        cfg = _read_toml(args.config)
+        unknown = sorted(set(cfg) - {"problem", "solve"})
+        if unknown:
+            raise UsageError(f"config {args.config!r}: unknown table(s) {unknown}; expected [problem], [solve]")
+        file_problem = dict(cfg.get("problem", {}))
+        file_solve = dict(cfg.get("solve", {}))
+        bad = sorted(set(file_solve) - {"nx", "nt", "seed", "steps", "modes", "n_nodes"})
+        if bad:
+            raise UsageError(f"config {args.config!r}: unknown [solve] key(s) {bad}")
+    base = PRESETS[args.equation]
+    changes = dict(file_problem)
+    for flag, field in _PROBLEM_FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            changes[field] = value
+    allowed = set(base.__dataclass_fields__) - {"name", "initial", "initial_velocity"}
+    for key in changes:
+        if key not in allowed:
+            shown = f"--{key.replace('_', '-')}" if key in _PROBLEM_FLAGS else repr(key)
+            raise UsageError(f"{shown} does not apply to {args.equation} (it has {sorted(allowed)})")
+    for key, value in changes.items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and not math.isfinite(value):
+            raise UsageError(f"{key} must be finite, got {value}")
+        if isinstance(value, list):
+            changes[key] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+    problem = with_overrides(base, **changes)
+
+    def pick(name: str, file_key: str, default: Any) -> Any:
+        value = getattr(args, name)
+        return value if value is not None else file_solve.get(file_key, default)
+
+    kwargs: dict[str, Any] = {"nx": pick("nx", "nx", 256), "nt": pick("nt", "nt", 100), "seed": pick("seed", "seed", 0)}
+    steps = pick("steps", "steps", None)
+    modes = pick("modes", "modes", None)
+    if args.method == "pinn":
+        if modes is not None:
+            raise UsageError("--modes applies to --method spectral only")
+        pinn = {
+            "preset": args.preset,
+            "config_file": args.config,
+            "steps": steps,
+            "resume": args.resume,
+            "checkpoint_dir": args.checkpoint_dir,
+            "overrides": dict(args.overrides) or None,
+        }
+        kwargs.update({k: v for k, v in pinn.items() if v is not None}, progress=not args.no_progress)
+        return problem, kwargs
+    pinn_only = [f for f in ("preset", "resume", "checkpoint_dir") if getattr(args, f) is not None]
+    if args.overrides:
+        pinn_only.append("set")
+    if pinn_only:
+        raise UsageError(f"--{pinn_only[0].replace('_', '-')} applies to --method pinn only")
+    if args.method == "exact":
+        if steps is not None or modes is not None:
+            raise UsageError("--steps/--modes apply to --method spectral or pinn, not exact")
+        if "n_nodes" in file_solve:
+            kwargs["n_nodes"] = file_solve["n_nodes"]
+    else:
+        kwargs.update(n_steps=steps, n_modes=modes)
+    return problem, kwargs
+
+
+def _report_row(ds: Any, out: str | None, plot: str | None) -> dict[str, Any]:
+    from pdes.solution import compare
+
+    row: dict[str, Any] = {
+        "equation": ds.attrs.get("equation"),
+        "method": ds.attrs.get("method"),
+        "nx": int(ds.sizes["x"]),
+        "nt": int(ds.sizes["t"]),
+        "wall_time_s": float(ds.attrs.get("wall_time_s", float("nan"))),
+        "rel_l2": None,
+        "max_abs": None,
+        "reference": None,
+    }
+    if "u_true" in ds:
+        cmp = compare(ds, ds, var="u", ref_var="u_true")
+        row.update(rel_l2=cmp.rel_l2, max_abs=cmp.max_abs, reference="u_true")
+    row["out"] = out
+    row["plot"] = plot
+    return row
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from pdes.solution import write_dataset
+    from pdes.solve import solve
+
+    _check_suffix(args.out, (".nc",), "--out")
+    _check_suffix(args.plot, (".png", ".pdf", ".svg"), "--plot")
+    problem, kwargs = _solve_settings(args)
+    ds = solve(problem, method=args.method, **kwargs)
+    if args.out:
+        write_dataset(ds, args.out)
+    if args.plot:
+        from pdes.plotting import plot_solution
+
+        plot_solution(ds, args.plot)
+    row = _report_row(ds, args.out, args.plot)
+    if args.json:
+        print(json.dumps(row))
+    else:
+        print_table([row], ["equation", "method", "nx", "nt", "wall_time_s", "rel_l2", "max_abs"])
+        for key in ("out", "plot"):
+            if row[key]:
+                print(f"wrote {row[key]}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def add_compare_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="compare two solution files (rel. L2, max abs, error per time)",
+        description="Compare A[var] against the reference B[var]; interpolates onto the coarser grid when grids differ.",
+    )
+    p.add_argument("a", metavar="A.nc", help="solution to check")
+    p.add_argument("b", metavar="B.nc", help="reference solution")
+    p.add_argument("--var", default="u", help="variable to compare (default: u)")
+    p.add_argument("--json", action="store_true", help="print a JSON result on stdout")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pdes.solution import compare, read_dataset
+
+    a, b = read_dataset(args.a), read_dataset(args.b)
+    cmp = compare(a, b, var=args.var)
+    result = {"a": args.a, "b": args.b, "var": args.var, **cmp.to_dict()}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print_table([{"var": args.var, "rel_l2": cmp.rel_l2, "max_abs": cmp.max_abs, "interpolated": cmp.interpolated}], ["var", "rel_l2", "max_abs", "interpolated"])
+    if cmp.note:
+        print(f"note: {cmp.note}")
+    if cmp.t.size > 1 or math.isfinite(float(cmp.t[0])):
+        idx = sorted(set(round(i) for i in _spread(cmp.t.size, 11)))
+        print("\nerror per time (rel. L2)")
+        print_table([{"t": float(cmp.t[i]), "rel_l2": float(cmp.rel_l2_per_t[i])} for i in idx], ["t", "rel_l2"])
+    return 0
+
+
+def _spread(n: int, k: int) -> list[float]:
+    return [i * (n - 1) / max(1, k - 1) for i in range(min(n, k))] if n > 1 else [0.0]
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+def demo_reference(out: Path) -> list[dict[str, Any]]:
+    """Burgers preset exactly (Cole–Hopf) and spectrally (ETDRK4); compare; write both and a figure."""
+    from pdes.plotting import plot_solution
+    from pdes.solution import compare, write_dataset
+    from pdes.solve import solve
+
+    exact = solve("burgers", method="exact")
+    spectral = solve("burgers", method="spectral")
+    exact_path = write_dataset(exact, out / "burgers_exact.nc")
+    spectral_path = write_dataset(spectral, out / "burgers_spectral.nc")
+    fig = plot_solution(spectral, out / "burgers_spectral.png", title="Burgers preset: spectral (ETDRK4) vs Cole–Hopf")
+    cmp = compare(spectral, exact)
+    return [
+        {"step": "burgers", "method": "exact (Cole–Hopf)", "rel_l2": 0.0, "max_abs": 0.0, "wall_time_s": exact.attrs["wall_time_s"], "file": str(exact_path)},
+        {"step": "burgers", "method": "spectral (ETDRK4)", "rel_l2": cmp.rel_l2, "max_abs": cmp.max_abs, "wall_time_s": spectral.attrs["wall_time_s"], "file": f"{spectral_path}, {fig}"},
+    ]
+
+
+# Each demo step takes the output folder and returns table rows; later issues append theirs.
+DEMO_STEPS: list[tuple[str, Callable[[Path], list[dict[str, Any]]]]] = [("reference", demo_reference)]
+
+
+def add_demo_parser(sub: Any) -> None:
+    p = sub.add_parser("demo", help="the main job: Burgers preset exact vs spectral (and later PINN, FNO)", description="Run the demo steps, write files under --out and print a table of errors and times.")
+    p.add_argument("--out", default="out", metavar="DIR", help="output folder (default: out)")
+    p.add_argument("--only", action="append", choices=[name for name, _ in DEMO_STEPS], help="run only these steps (repeatable)")
+    p.add_argument("--json", action="store_true", help="print a JSON result on stdout")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out must be a folder, got the file {args.out!r}")
+    rows: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    for name, step in DEMO_STEPS:
+        if args.only and name not in args.only:
+            continue
+        print(f"demo: {name} ...", file=sys.stderr, flush=True)
+        rows.extend(step(out))
+    total = time.perf_counter() - start
+    if args.json:
+        print(json.dumps({"rows": rows, "wall_time_s": total}))
+    else:
+        print_table(rows, ["step", "method", "rel_l2", "max_abs", "wall_time_s", "file"])
+        print(f"\ntotal {total:.1f} s; errors are relative L2 / max abs against the exact (Cole–Hopf) solution")
+    return 0
+
+
+# ----------------------------------------------------------------------------- main
+
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_solve_parser, add_compare_parser, add_demo_parser]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pdes", description="PDE problems: exact, spectral and PINN solutions; compare solution files.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # argparse exits 2 on a malformed flag
+    try:
+        return int(args.func(args))
+    except (ValueError, FileNotFoundError) as err:  # user errors: one line, no traceback
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"pdes: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pdes: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # internal failure: keep the traceback for the bug report
+        traceback.print_exc()
+        print(f"pdes: internal error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Figures of solution Datasets: field heatmaps, slices at chosen times, error maps, training curves.
+
+The panel functions draw on a given matplotlib ``Axes``; ``plot_solution(ds, path)`` puts them
+together and writes the figure atomically (temporary file beside the target, then rename).
+matplotlib is imported lazily and uses the Agg backend only inside ``plot_solution``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+__all__ = [
+    "history_vars",
+    "plot_error",
+    "plot_field",
+    "plot_history",
+    "plot_slices",
+    "plot_solution",
+    "save_figure",
+]
+
+_FORMATS = (".png", ".pdf", ".svg")
+
+
+def _field_2d(da: xr.DataArray, t_index: int | None = None) -> xr.DataArray:
+    """A (t, x) field as is; a (t, x, y) field at time index t_index (default: last)."""
+    if "y" in da.dims:
+        return da.isel(t=-1 if t_index is None else t_index).transpose("y", "x")
+    return da.transpose("x", "t")
+
+
+def plot_field(ax: Any, ds: xr.Dataset, var: str = "u", *, title: str | None = None, **kwargs: Any) -> Any:
+    """Heatmap of ds[var] over (t, x) (x vertical, t horizontal) or, for 2-D problems, over
+    (x, y) at the last time. Returns the QuadMesh (for a colorbar)."""
+    da = _field_2d(ds[var])
+    h, v = da.dims[1], da.dims[0]
+    mesh = ax.pcolormesh(ds[h].values, ds[v].values, da.values, shading="auto", cmap=kwargs.pop("cmap", "RdBu_r"), **kwargs)
+    ax.set_xlabel(h)
+    ax.set_ylabel(v)
+    suffix = f" at t = {float(ds.t[-1]):.3g}" if "y" in ds[var].dims else ""
+    ax.set_title(title or f"{var}{suffix}")
+    return mesh
+
+
+def plot_error(ax: Any, ds: xr.Dataset, var: str = "u", ref: str = "u_true") -> Any:
+    """Map of |ds[var] - ds[ref]| on a log colour scale. Returns the QuadMesh."""
+    from matplotlib.colors import LogNorm
+
+    err = np.abs(ds[var] - ds[ref])
+    floor = max(float(err.max()) * 1e-8, 1e-16)
+    err = err.clip(min=floor)
+    da = _field_2d(err)
+    h, v = da.dims[1], da.dims[0]
+    vmax = max(float(da.max()), floor * 10)
+    mesh = ax.pcolormesh(ds[h].values, ds[v].values, da.values, shading="auto", cmap="magma", norm=LogNorm(vmin=floor, vmax=vmax))
+    ax.set_xlabel(h)
+    ax.set_ylabel(v)
+    ax.set_title(f"|{var} - {ref}|")
+    return mesh
+
+
+def plot_slices(ax: Any, ds: xr.Dataset, times: Sequence[float] | None = None, var: str = "u", ref: str | None = "u_true") -> None:
+    """u(x) at chosen times (default: 4 evenly spaced), with the reference dashed when present.
+    For 2-D problems the slice is taken at the middle y."""
+    t = ds.t.values
+    if times is None:
+        times = t[np.linspace(0, t.size - 1, min(4, t.size)).round().astype(int)]
+    colors = ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7"]
+    for i, tt in enumerate(times):
+        j = int(np.abs(t - tt).argmin())
+        sel = {"t": j}
+        if "y" in ds[var].dims:
+            sel["y"] = ds.sizes["y"] // 2
+        ax.plot(ds.x.values, ds[var].isel(sel).values, color=colors[i % 8], label=f"t = {t[j]:.3g}")
+        if ref is not None and ref in ds:
+            ax.plot(ds.x.values, ds[ref].isel(sel).values, color="k", ls="--", lw=0.8)
+    ax.set_xlabel("x")
+    ax.set_ylabel(var)
+    ax.set_title(f"slices ({ref} dashed)" if ref is not None and ref in ds else "slices")
+    ax.legend(fontsize="small")
+
+
+def history_vars(ds: xr.Dataset) -> list[str]:
+    """Names of training-history variables: ``history_*`` with the single dim ``step``."""
+    return [str(v) for v in ds.data_vars if str(v).startswith("history_") and ds[v].dims == ("step",)]
+
+
+def plot_history(ax: Any, ds: xr.Dataset) -> None:
+    """Training curves (``history_*`` vs ``step``) on a log scale."""
+    for v in history_vars(ds):
+        vals = np.asarray(ds[v].values, dtype=float)
+        ok = np.isfinite(vals) & (vals > 0)
+        ax.semilogy(ds["step"].values[ok], vals[ok], label=v.removeprefix("history_"))
+    ax.set_xlabel("step")
+    ax.set_title("training history")
+    ax.legend(fontsize="small")
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> Path:
+    """Save ``fig`` atomically to path (.png, .pdf or .svg)."""
+    path = Path(path)
+    if path.suffix.lower() not in _FORMATS:
+        raise ValueError(f"figure file must end in one of {_FORMATS}, got {str(path)!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def plot_solution(ds: xr.Dataset, path: str | os.PathLike[str], *, times: Sequence[float] | None = None, title: str | None = None) -> Path:
+    """Draw u, u_true (if present), |u - u_true| (if present), slices at chosen times, and the
+    training history (if the Dataset has ``history_*`` variables); write it atomically to path."""
+    path = Path(path)
+    if path.suffix.lower() not in _FORMATS:
+        raise ValueError(f"figure file must end in one of {_FORMATS}, got {str(path)!r}")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    has_ref = "u_true" in ds
+    panels = ["u"] + (["u_true", "error"] if has_ref else []) + ["slices"] + (["history"] if history_vars(ds) else [])
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
+    try:
+        for ax, panel in zip(axes.ravel(), panels, strict=False):
+            if panel in ("u", "u_true"):
+                fig.colorbar(plot_field(ax, ds, panel), ax=ax)
+            elif panel == "error":
+                fig.colorbar(plot_error(ax, ds), ax=ax)
+            elif panel == "slices":
+                plot_slices(ax, ds, times)
+            else:
+                plot_history(ax, ds)
+        for ax in axes.ravel()[len(panels) :]:
+            ax.set_visible(False)
+        eq, method = ds.attrs.get("equation", "?"), ds.attrs.get("method", "?")
+        fig.suptitle(title or f"{eq} ({method})")
+        fig.tight_layout()
+        return save_figure(fig, path)
+    finally:
+        plt.close(fig)
