@@ -32,21 +32,32 @@ import contextlib
 import itertools
 import json
 import math
+import os
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
+import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from efficiency.data import ByteTokenizer
+from efficiency.data import ByteTokenizer, get_batch, load_corpus, train_val_split
 from efficiency.generate import DecodeBatch, SamplingParams
-from efficiency.gpt import GPT
+from efficiency.gpt import GPT, GPT_PRESETS
+from efficiency.train import (
+    evaluate_loss,
+    load_checkpoint,
+    make_train_step,
+    read_checkpoint_meta,
+    save_checkpoint,
+)
 
-__all__ = ["ServiceConfig", "Scheduler", "create_app", "start_server", "ServerHandle"]
+__all__ = ["ServiceConfig", "Scheduler", "create_app", "start_server", "ServerHandle", "cache_dir",
+           "default_model", "load_model"]
 
 FIELDS = {"prompt", "max_new_tokens", "temperature", "top_k", "top_p", "seed", "stream"}
 
@@ -540,3 +551,103 @@ def serve(app, host: str = "127.0.0.1", port: int = 8000) -> None:
     import uvicorn
 
     uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+# ---------------------------------------------------------------------- models
+DEFAULT_PRESET = "small"
+DEFAULT_BUDGET_S = 90.0
+DEFAULT_MAX_STEPS = 3000
+
+
+def cache_dir() -> Path:
+    """Where the default model is cached: $SCIML_CACHE, else ~/.cache/sciml-workbench."""
+    env = os.environ.get("SCIML_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "sciml-workbench"
+
+
+def train_default_model(budget_s: float = DEFAULT_BUDGET_S, max_steps: int = DEFAULT_MAX_STEPS, *,
+                        seed: int = 0, progress: bool = True) -> tuple[GPT, dict]:
+    """Train the "small" preset on the standard-library corpus for at most `budget_s` seconds.
+
+    AdamW at 3e-3 with a 50-step warm-up and a cosine decay over the time budget (so the
+    schedule ends when the time does, whatever the machine's speed), batch 16.
+    """
+    from tqdm.auto import tqdm
+
+    if not budget_s > 0 or max_steps < 1:
+        raise ValueError(f"budget_s and max_steps must be positive, got {budget_s}, {max_steps}")
+    corpus = load_corpus()
+    train, val = train_val_split(corpus.tokens)
+    cfg = GPT_PRESETS[DEFAULT_PRESET]
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = GPT(cfg)
+    base_lr = 3e-3
+    step_fn = make_train_step(model, lr=base_lr)
+    gen = torch.Generator().manual_seed(seed + 1)
+    t0 = time.perf_counter()
+    bar = tqdm(total=max_steps, desc="training the default model", disable=not progress, leave=False)
+    step, loss = 0, float("nan")
+    while step < max_steps:
+        frac = (time.perf_counter() - t0) / budget_s
+        if frac >= 1:
+            break
+        lr = base_lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * frac))
+        for g in step_fn.optimizer.param_groups:
+            g["lr"] = lr
+        x, y = get_batch(train, 16, cfg.context, gen)
+        loss_t = step_fn(x, y)
+        step += 1
+        if step % 25 == 0:
+            loss = float(loss_t)
+            bar.set_postfix(loss=f"{loss:.3f}")
+        bar.update(1)
+    bar.close()
+    wall = time.perf_counter() - t0
+    model.eval()
+    val_loss = evaluate_loss(model, val, batch_size=16, max_batches=4)
+    info = {"preset": DEFAULT_PRESET, "steps": step, "train_time_s": wall, "val_loss_nats": val_loss,
+            "corpus": corpus.describe(), "seed": seed}
+    return model, info
+
+
+def default_model(*, progress: bool = True, budget_s: float = DEFAULT_BUDGET_S) -> tuple[GPT, dict]:
+    """The cached default model, trained (and cached atomically) on first use."""
+    if _is_cached():
+        return _load_cached()
+    path = _default_path()
+    model, info = train_default_model(budget_s, progress=progress)
+    save_checkpoint(model, path, extra={"default_model": info})
+    return model, {"checkpoint": str(path), **info}
+
+
+def load_model(checkpoint: str | Path | None = None, *, int8: bool = False, progress: bool = True) -> tuple[GPT, dict]:
+    """A GPT for serving: from `checkpoint` (a save_checkpoint folder) or the default model;
+    `int8` swaps its Linear layers for INT8 weight-only ones (efficiency.quantize)."""
+    if checkpoint is None:
+        model, info = default_model(progress=progress)
+    else:
+        meta = read_checkpoint_meta(checkpoint)
+        model = load_checkpoint(checkpoint)
+        info = {"checkpoint": str(checkpoint), **meta.get("default_model", {})}
+    if int8:
+        from efficiency.quantize import quantize_gpt
+
+        model = quantize_gpt(model, "weight-only")
+        info["int8"] = "weight-only"
+    return model.eval(), info
+
+
+def _default_path() -> Path:
+    return cache_dir() / "efficiency" / f"default-gpt-{DEFAULT_PRESET}"
+
+
+def _is_cached() -> bool:
+    p = _default_path()
+    return (p / "config.json").is_file() and (p / "model.pt").is_file()
+
+
+def _load_cached() -> tuple[GPT, dict]:
+    p = _default_path()
+    meta = read_checkpoint_meta(p)
+    return load_checkpoint(p), {"checkpoint": str(p), **meta.get("default_model", {})}
