@@ -13,6 +13,13 @@ import sys
 __all__ = ["build_parser", "main"]
 
 
+def _key_value(text: str) -> tuple[str, str]:
+    if "=" not in text or not text.split("=", 1)[0].strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser(
         "run",
@@ -47,8 +54,20 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     pinn.add_argument(
         "--gaussian-head",
         action="store_true",
-        help="predict a variance too (Gaussian likelihood on the observations)",
+        help="learn each member's noise std too (Gaussian likelihood on the observations)",
     )
+    pinn.add_argument("--preset", default="fast", help="named PINN configuration of pdes.pinn (default fast)")
+    pinn.add_argument("--config", metavar="FILE.toml", help="TOML file of PINN config fields")
+    pinn.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a PINN config entry (repeatable)",
+    )
+    pinn.add_argument("--steps", type=int, default=None, help="Adam steps (default: the preset's)")
     fno = kinds.add_parser(
         "fno",
         help="Fourier neural operator on operator Burgers",
@@ -64,7 +83,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     fno.add_argument("--nx", type=int, default=64, help="grid points when generating (default 64)")
     fno.add_argument("--modes", type=int, default=12, help="Fourier modes kept (default 12)")
     fno.add_argument("--width", type=int, default=32, help="channel width (default 32)")
+    fno.add_argument("--depth", type=int, default=4, help="Fourier layers (default 4)")
     fno.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
+    fno.add_argument("--epochs", type=int, default=60, help="training epochs (default 60)")
     for p in (pinn, fno):
         p.add_argument(
             "--method",
@@ -76,9 +97,6 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
             "--members", type=int, default=5, help="ensemble members or dropout draws M (>= 2, default 5)"
         )
         p.add_argument("--dropout", type=float, default=0.1, help="dropout rate for mc_dropout (default 0.1)")
-        p.add_argument(
-            "--steps", type=int, default=None, help="training steps (default: the model's default)"
-        )
         p.add_argument("--lr", type=float, default=None, help="learning rate")
         p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
         p.add_argument("--out", required=True, help="prediction file PRED.nc")
