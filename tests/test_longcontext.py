@@ -1,0 +1,81 @@
+"""Long-context evaluation: passkey prompts, power-law fit, scaling sweep, the full run."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from efficiency.gpt import GPT, GPTConfig
+from efficiency.longcontext import (
+    KEY_TEMPLATE,
+    QUESTION,
+    LongContextConfig,
+    PasskeyTask,
+    fit_power_law,
+    measure_scaling,
+    run_longcontext,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # see tests/test_generate.py
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.parametrize("depth", [0.0, 0.5, 1.0])
+def test_passkey_prompt_has_the_requested_length_and_hides_the_key_at_the_depth(depth):
+    task = PasskeyTask()
+    prompt, key = task.sample(200, depth, torch.Generator().manual_seed(3))
+    assert len(prompt) == 200 and prompt.endswith(QUESTION)
+    assert len(key) == 5 and key.isdigit() and len(set(key)) == 5
+    sentence = KEY_TEMPLATE.format(key=key)
+    at = prompt.index(sentence)
+    n_fill = 200 - task.overhead
+    assert at == round(depth * n_fill)  # filler before the key = depth x all filler
+    assert sum(c.isdigit() for c in prompt) == 5  # the filler holds no digits
+
+
+def test_passkey_rejects_lengths_too_short_for_key_and_question():
+    with pytest.raises(ValueError, match="length must be"):
+        PasskeyTask().sample(PasskeyTask().overhead, 0.5, torch.Generator())
+    with pytest.raises(ValueError, match="depth"):
+        PasskeyTask().sample(200, 1.5, torch.Generator())
+
+
+def test_fit_power_law_recovers_a_known_exponent():
+    x = np.array([64, 128, 256, 512, 1024])
+    p, c = fit_power_law(x, 3e-5 * x**1.7)
+    assert p == pytest.approx(1.7, abs=1e-9) and c == pytest.approx(3e-5, rel=1e-9)  # exact data: rounding only
+
+
+def test_scaling_sweep_reports_a_kv_cache_linear_in_length():
+    model = GPT(GPTConfig(context=128, n_layer=2, n_head=2, d_model=32)).eval()
+    rows = measure_scaling(model, (32, 64, 128), repeats=1, progress=False)
+    # keys and values: 2 x layers x heads x length x head_dim float32 (4 bytes)
+    assert [r["kv_cache_bytes"] for r in rows] == [2 * 2 * 2 * n * 16 * 4 for n in (32, 64, 128)]
+    assert all(r["prefill_s"] > 0 and r["decode_step_s"] > 0 for r in rows)
+
+
+def test_config_rejects_lengths_past_the_model_context():
+    with pytest.raises(ValueError, match="evaluation length"):
+        LongContextConfig(lengths=(10_000,))
+    with pytest.raises(ValueError, match="train_context"):
+        LongContextConfig(train_context=10_000)
+
+
+def test_a_tiny_run_writes_results_heatmap_plots_and_the_model(tmp_path):
+    cfg = LongContextConfig(model=GPTConfig(context=192, n_layer=1, n_head=2, d_model=32), train_context=110,
+                            steps=3, batch_size=4, lengths=(90, 150), depths=(0.0, 1.0), trials=2,
+                            latency_lengths=(32, 64), repeats=1)
+    res = run_longcontext(cfg, tmp_path, progress=False)
+    acc = np.array(res["accuracy"])
+    assert acc.shape == (2, 2) and ((acc >= 0) & (acc <= 1)).all()
+    assert res["accuracy_within_trained"] is not None and res["accuracy_beyond_trained"] is not None
+    for name in ("results.json", "passkey_heatmap.png", "latency_memory_vs_length.png", "model/model.pt"):
+        assert (tmp_path / name).is_file()
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["accuracy"] == res["accuracy"] and np.isfinite(saved["prefill_exponent"])
