@@ -339,7 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)  # argparse exits 2 on a malformed flag
+    try:
+        args = build_parser().parse_args(argv)  # argparse exits 2 on a malformed flag, 0 on --help
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
     try:
         return int(args.func(args))
     except (ValueError, FileNotFoundError) as err:  # user errors: one line, no traceback
