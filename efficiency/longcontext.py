@@ -248,14 +248,48 @@ def _rss_bytes() -> int | None:
     return None
 
 
+_MEMORY_PROBE = """
+import json, sys, torch
+from efficiency.gpt import GPT, GPTConfig
+from efficiency.longcontext import _peak_rss_bytes, _peak_rss_reset, _rss_bytes
+torch.set_num_threads(1)
+cfg, L = GPTConfig.from_dict(json.loads(sys.argv[1])), int(sys.argv[2])
+model = GPT(cfg).eval()  # the weights' values do not change how much memory a forward takes
+with torch.inference_mode():
+    model(torch.zeros(1, 8, dtype=torch.long))  # warm-up: kernels, allocator pools
+    base = _rss_bytes()
+    ok = _peak_rss_reset()
+    cache = model.new_cache(1, L)
+    model(torch.zeros(1, L, dtype=torch.long), cache=cache)
+    peak = _peak_rss_bytes()
+print(json.dumps({"growth": (peak - base) if ok and peak and base else None}))
+"""
+
+
+def prefill_peak_memory(config: GPTConfig, length: int, timeout: float = 120.0) -> int | None:
+    """Peak RSS growth (bytes) of one batch-1 prefill of `length` tokens into a KV cache.
+
+    Measured in a fresh Python process (Linux /proc; None elsewhere): in a long-running
+    process, freed memory stays resident and hides the growth.
+    """
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, json.dumps(config.to_dict()), str(length)],
+                         capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])["growth"]
+
+
 @torch.inference_mode()
-def measure_scaling(model: GPT, lengths: tuple[int, ...], repeats: int = 5,
-                    progress: bool = True) -> list[dict]:
+def measure_scaling(model: GPT, lengths: tuple[int, ...], repeats: int = 5, progress: bool = True,
+                    memory: bool = True) -> list[dict]:
     """Latency and memory of one prompt against its length (batch 1).
 
     Per length: prefill time (median of `repeats`), one cached decode step's time
-    (median), the KV cache's bytes, and the process's peak RSS growth during the
-    prefill (Linux only; None elsewhere).
+    (median), the KV cache's bytes, and (memory=True) the peak RSS growth of the prefill,
+    measured in a fresh process by `prefill_peak_memory`.
     """
     from tqdm.auto import tqdm
 
@@ -263,27 +297,22 @@ def measure_scaling(model: GPT, lengths: tuple[int, ...], repeats: int = 5,
     rows = []
     for L in tqdm(lengths, desc="latency sweep", disable=not progress, leave=False):
         idx = torch.randint(0, model.config.vocab_size, (1, L), generator=gen)
-        pre, dec, mem = [], [], []
+        pre, dec = [], []
         for _ in range(repeats):
             cache = model.new_cache(1, L)
-            has_peak = _peak_rss_reset()
-            before = _rss_bytes()
             t0 = time.perf_counter()
             model(idx[:, :-1], cache=cache)
             t1 = time.perf_counter()
-            peak = _peak_rss_bytes() if has_peak else None
             model(idx[:, -1:], cache=cache)
             t2 = time.perf_counter()
             pre.append(t1 - t0)
             dec.append(t2 - t1)
-            if peak is not None and before is not None:
-                mem.append(max(0, peak - before))
         rows.append({
             "length": L,
             "prefill_s": float(np.median(pre)),
             "decode_step_s": float(np.median(dec)),
             "kv_cache_bytes": cache.nbytes(),
-            "prefill_peak_rss_growth_bytes": int(np.median(mem)) if mem else None,
+            "prefill_peak_rss_growth_bytes": prefill_peak_memory(model.config, L) if memory else None,
         })
     return rows
 
@@ -343,9 +372,10 @@ def plot_results(result: dict, out_dir: Path) -> list[Path]:
     ax.legend()
     ax = axes[1]
     ax.loglog(L, [r["kv_cache_bytes"] / 2**20 for r in sc], "o-", label="KV cache")
-    mem = [r["prefill_peak_rss_growth_bytes"] for r in sc]
-    if all(m is not None and m > 0 for m in mem):
-        ax.loglog(L, [m / 2**20 for m in mem], "s-", label="peak RSS growth in prefill")
+    mem = [(n, r["prefill_peak_rss_growth_bytes"]) for n, r in zip(L, sc, strict=True)
+           if r["prefill_peak_rss_growth_bytes"]]
+    if mem:
+        ax.loglog([n for n, _ in mem], [m / 2**20 for _, m in mem], "s-", label="peak RSS growth of the prefill")
     ax.set_xlabel("context length (tokens)")
     ax.set_ylabel("MiB")
     ax.set_title("memory vs context length")
@@ -365,7 +395,7 @@ def _write_json_atomic(path: Path, obj: dict) -> None:
 
 
 def run_longcontext(cfg: LongContextConfig, out_dir: str | Path | None = None, *,
-                    model: GPT | None = None, progress: bool = True) -> dict:
+                    model: GPT | None = None, progress: bool = True, memory: bool = True) -> dict:
     """Train (unless `model` is given), evaluate, time and plot; returns the results.
 
     Writes results.json, the PNGs and (when it trained one) the model checkpoint
@@ -380,7 +410,7 @@ def run_longcontext(cfg: LongContextConfig, out_dir: str | Path | None = None, *
     t0 = time.perf_counter()
     acc = evaluate_passkey(model, cfg, progress=progress)
     eval_s = time.perf_counter() - t0
-    scaling = measure_scaling(model, cfg.latency_lengths, cfg.repeats, progress=progress)
+    scaling = measure_scaling(model, cfg.latency_lengths, cfg.repeats, progress=progress, memory=memory)
     L = [r["length"] for r in scaling]
     p_pre, _ = fit_power_law(L, [r["prefill_s"] for r in scaling])
     p_dec, _ = fit_power_law(L, [r["decode_step_s"] for r in scaling])

@@ -14,6 +14,7 @@ from efficiency.longcontext import (
     PasskeyTask,
     fit_power_law,
     measure_scaling,
+    prefill_peak_memory,
     run_longcontext,
 )
 
@@ -54,7 +55,7 @@ def test_fit_power_law_recovers_a_known_exponent():
 
 def test_scaling_sweep_reports_a_kv_cache_linear_in_length():
     model = GPT(GPTConfig(context=128, n_layer=2, n_head=2, d_model=32)).eval()
-    rows = measure_scaling(model, (32, 64, 128), repeats=1, progress=False)
+    rows = measure_scaling(model, (32, 64, 128), repeats=1, progress=False, memory=False)
     # keys and values: 2 x layers x heads x length x head_dim float32 (4 bytes)
     assert [r["kv_cache_bytes"] for r in rows] == [2 * 2 * 2 * n * 16 * 4 for n in (32, 64, 128)]
     assert all(r["prefill_s"] > 0 and r["decode_step_s"] > 0 for r in rows)
@@ -71,7 +72,7 @@ def test_a_tiny_run_writes_results_heatmap_plots_and_the_model(tmp_path):
     cfg = LongContextConfig(model=GPTConfig(context=192, n_layer=1, n_head=2, d_model=32), train_context=110,
                             steps=3, batch_size=4, lengths=(90, 150), depths=(0.0, 1.0), trials=2,
                             latency_lengths=(32, 64), repeats=1)
-    res = run_longcontext(cfg, tmp_path, progress=False)
+    res = run_longcontext(cfg, tmp_path, progress=False, memory=False)
     acc = np.array(res["accuracy"])
     assert acc.shape == (2, 2) and ((acc >= 0) & (acc <= 1)).all()
     assert res["accuracy_within_trained"] is not None and res["accuracy_beyond_trained"] is not None
@@ -79,3 +80,13 @@ def test_a_tiny_run_writes_results_heatmap_plots_and_the_model(tmp_path):
         assert (tmp_path / name).is_file()
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["accuracy"] == res["accuracy"] and np.isfinite(saved["prefill_exponent"])
+
+
+def test_prefill_memory_probe_sees_at_least_the_kv_cache():
+    cfg = GPTConfig(context=2048, n_layer=1, n_head=4, d_model=64)
+    growth = prefill_peak_memory(cfg, 2048)
+    if growth is None:
+        pytest.skip("needs Linux /proc/self/clear_refs")
+    # the cache (k and v: 2 x 4 heads x 2048 slots x 16 x 4 bytes = 1 MiB) is allocated and
+    # written inside the measured window, so its pages must become resident
+    assert growth >= 2 * 4 * 2048 * 16 * 4
