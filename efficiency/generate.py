@@ -235,6 +235,14 @@ class DecodeBatch:
             self.results[request].finish_reason = "cancelled"
             self._drop([r != request for r in self.active])
 
+    def release(self, request: int) -> None:
+        """Forget a finished request's tokens and generator (a long-running batch in a
+        server admits requests for ever; this keeps its bookkeeping bounded)."""
+        if request in self.active:
+            raise ValueError(f"request {request} is still decoding; cancel it first")
+        self.results[request] = GenerationResult(finish_reason=self.results[request].finish_reason)
+        self.generators[request] = None
+
     def _drop(self, keep: list[bool]) -> None:
         if all(keep):
             return

@@ -292,6 +292,7 @@ class Scheduler:
         for slot, r in list(self._active.items()):
             if r.cancelled or now > r.deadline:
                 self._batch.cancel(slot)
+                self._batch.release(slot)
                 self._active.pop(slot)
                 if r.cancelled:
                     self.metrics.count("cancelled")
@@ -343,6 +344,7 @@ class Scheduler:
                 self.metrics.count("completed")
                 self.metrics.add("e2e", now - r.arrived)
                 self._finish(r, ("done", batch.results[slot].finish_reason, now - r.arrived))
+                batch.release(slot)
 
     def _run(self) -> None:
         while not self._stop.is_set():
