@@ -8,7 +8,8 @@
            [--requests N] [--max-new-tokens 32] [--checkpoint DIR] [--int8] [--out FILE.md] [--json]
     python -m efficiency longcontext [--out DIR] [--steps N] [--lengths ...] [--depths ...] [--json]
 
-Each subcommand is an ``add_*_parser(subparsers)`` and a ``cmd_*(args) -> int``; library
+Each subcommand is an ``add_*_parser(subparsers)`` (it sets ``func``) and a
+``cmd_*(args) -> int``; library
 errors (ValueError, FileNotFoundError) propagate to ``__main__``, which turns them into
 exit code 2. ``--threads N`` sets torch's intra-op threads (on a busy 2-core machine
 1 thread decodes a small model far faster than 2: OpenMP barriers wait for descheduled
@@ -26,6 +27,16 @@ from pathlib import Path
 __all__ = ["SUBCOMMANDS"]
 
 
+def _pos_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
 def _threads(args) -> None:
     if args.threads is not None:
         import torch
@@ -41,7 +52,7 @@ def _common(p: argparse.ArgumentParser, model: bool = True) -> None:
                        "small model, trained on first use in under 2 minutes and cached in $SCIML_CACHE "
                        "or ~/.cache/sciml-workbench)")
         p.add_argument("--int8", action="store_true", help="INT8 weight-only Linear/Embedding layers")
-    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--threads", type=_pos_int, default=1, help="torch intra-op threads (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
 
 
@@ -59,6 +70,7 @@ def add_generate_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="recompute every step (no KV cache)")
     p.add_argument("--json", action="store_true", help="print a JSON result on stdout")
     _common(p)
+    p.set_defaults(func=cmd_generate)
     return p
 
 
@@ -110,6 +122,7 @@ def add_serve_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     _service_flags(p)
     _common(p)
+    p.set_defaults(func=cmd_serve)
     return p
 
 
@@ -143,6 +156,7 @@ def add_loadtest_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON result on stdout")
     _service_flags(p)
     _common(p)
+    p.set_defaults(func=cmd_loadtest)
     return p
 
 
@@ -161,8 +175,7 @@ def cmd_loadtest(args) -> int:
             flags += ["--checkpoint", args.checkpoint]
         if args.int8:
             flags.append("--int8")
-        if args.threads:
-            flags += ["--threads", str(args.threads)]
+        flags += ["--threads", str(args.threads)]
         if args.no_progress:
             flags.append("--no-progress")
         proc, url = start_server_process(flags)
@@ -211,8 +224,9 @@ def add_longcontext_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--model-dir", help="evaluate this saved passkey model instead of training one")
     p.add_argument("--json", action="store_true", help="print a JSON result on stdout")
-    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--threads", type=_pos_int, default=1, help="torch intra-op threads (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    p.set_defaults(func=cmd_longcontext)
     return p
 
 
@@ -258,9 +272,10 @@ def format_longcontext(res: dict) -> str:
     return "\n".join(lines)
 
 
+# name -> builder that adds the subparser and sets `func` (the registry style of __main__.py)
 SUBCOMMANDS = {
-    "generate": (add_generate_parser, cmd_generate),
-    "serve": (add_serve_parser, cmd_serve),
-    "loadtest": (add_loadtest_parser, cmd_loadtest),
-    "longcontext": (add_longcontext_parser, cmd_longcontext),
+    "generate": add_generate_parser,
+    "serve": add_serve_parser,
+    "loadtest": add_loadtest_parser,
+    "longcontext": add_longcontext_parser,
 }
