@@ -351,5 +351,5 @@ class GPT(nn.Module):
 
     def new_cache(self, batch_size: int, max_len: int | None = None, *, dtype: torch.dtype | None = None) -> KVCache:
         """A :class:`KVCache` on this model's device (dtype: the model's by default)."""
-        p = self.wte.weight
+        p = self.ln_f.weight  # a float parameter in every variant, INT8 ones included
         return KVCache.allocate(self.config, batch_size, max_len, device=p.device, dtype=dtype or p.dtype)

@@ -88,9 +88,9 @@ class TrainStep:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
             _, loss = self.model(x, targets=y)
-        self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)

