@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from pdes.solution import _chmod_default
+
 __all__ = [
     "history_vars",
     "plot_error",
@@ -113,6 +115,7 @@ def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        _chmod_default(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -134,7 +137,7 @@ def plot_solution(ds: xr.Dataset, path: str | os.PathLike[str], *, times: Sequen
 
     has_ref = "u_true" in ds
     panels = ["u"] + (["u_true", "error"] if has_ref else []) + ["slices"] + (["history"] if history_vars(ds) else [])
-    ncols = min(3, len(panels))
+    ncols = 2 if len(panels) == 4 else min(3, len(panels))
     nrows = -(-len(panels) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
     try:

@@ -218,6 +218,13 @@ def operator_dataset(
     return xr.Dataset(data, coords=coords, attrs=_attrs(equation, method, params, config, seed, wall_time_s, attrs))
 
 
+def _chmod_default(path: str) -> None:
+    """Give a mkstemp file (mode 0600) the permissions a plain open() would: 0666 minus umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def write_dataset(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
     """Write ds to path as netCDF-4 (h5netcdf) atomically: a temporary file beside the
     target is written, then renamed over it, so a crash never leaves a half-written file."""
@@ -229,6 +236,7 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
     os.close(fd)
     try:
         ds.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=False)
+        _chmod_default(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

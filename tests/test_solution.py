@@ -57,6 +57,7 @@ def test_write_then_read_round_trips_values_and_attrs(tmp_path):
     back = read_dataset(path)
     xr.testing.assert_identical(back, ds)
     assert [p.name for p in path.parent.iterdir()] == ["a.nc"]  # no temporary left
+    assert path.stat().st_mode & 0o644 == 0o644  # a normal file, not mkstemp's private 0600
 
 
 def test_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path, monkeypatch):
