@@ -5,7 +5,8 @@ requests back to back until `requests` (per level) have been sent, so at most c
 requests are in flight and the run is bounded. Per level it reports time to first
 token, inter-token latency and end-to-end latency (p50 and p99, client side), tokens
 and requests per second, the error count, and the server's memory: the largest
-KV-cache size seen while polling ``/metrics`` and the server process's peak RSS.
+KV-cache size and the server process's peak RSS during the level (``POST /metrics/reset``
+starts each level's window; ``GET /metrics`` reads it).
 """
 
 from __future__ import annotations
@@ -140,39 +141,25 @@ async def _level(url: str, c: int, cfg: LoadConfig, rng: random.Random) -> Level
                        "stream": True})
     queue = list(reversed(bodies))
     results: list[dict] = []
-    kv_peak, rss_peak = 0, None
-    stop = asyncio.Event()
+    kv_peak, rss_peak = None, None
     limits = httpx.Limits(max_connections=c + 2, max_keepalive_connections=c + 2)
     async with httpx.AsyncClient(limits=limits, trust_env=False) as client:
-        async def poll():
-            nonlocal kv_peak, rss_peak
-            while not stop.is_set():
-                try:
-                    m = (await client.get(url + "/metrics", timeout=10)).json()
-                    kv_peak = max(kv_peak, m.get("kv_cache_bytes") or 0)
-                    rss_peak = m.get("process_peak_rss_bytes") or rss_peak
-                except Exception:  # metrics are best effort; the requests decide errors
-                    pass
-                with_timeout = asyncio.create_task(stop.wait())
-                await asyncio.wait({with_timeout}, timeout=0.25)
-                with_timeout.cancel()
-
         async def worker():
             while queue:
                 body = queue.pop()
                 results.append(await _one(client, url, body, cfg.timeout_s))
 
-        poller = asyncio.create_task(poll())
+        try:  # new peak windows on the server for this level (best effort)
+            await client.post(url + "/metrics/reset", timeout=10)
+        except Exception:
+            pass
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(c)))
         wall = time.perf_counter() - t0
-        stop.set()
-        await poller
         try:
             m = (await client.get(url + "/metrics", timeout=10)).json()
-            kv_peak = max(kv_peak, m.get("kv_cache_bytes") or 0)
-            rss_peak = m.get("process_peak_rss_bytes") or rss_peak
-        except Exception:
+            kv_peak, rss_peak = m.get("kv_cache_peak_bytes"), m.get("process_peak_rss_bytes")
+        except Exception:  # memory numbers are best effort; the requests decide errors
             pass
     ok = [r for r in results if r["ok"]]
     ttft = [r["stamps"][0] - r["t0"] for r in ok if r["stamps"]]
@@ -184,7 +171,7 @@ async def _level(url: str, c: int, cfg: LoadConfig, rng: random.Random) -> Level
         concurrency=c, requests=n, ok=len(ok), errors=len(errors), wall_s=wall, tokens=tokens,
         tokens_per_s=tokens / wall, requests_per_s=len(ok) / wall,
         ttft_p50_s=_q(ttft, 0.5), ttft_p99_s=_q(ttft, 0.99), itl_p50_s=_q(itl, 0.5), itl_p99_s=_q(itl, 0.99),
-        e2e_p50_s=_q(e2e, 0.5), e2e_p99_s=_q(e2e, 0.99), kv_cache_peak_bytes=kv_peak or None,
+        e2e_p50_s=_q(e2e, 0.5), e2e_p99_s=_q(e2e, 0.99), kv_cache_peak_bytes=kv_peak,
         server_peak_rss_bytes=rss_peak, error_examples=sorted(set(errors))[:3],
     )
 

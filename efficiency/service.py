@@ -10,6 +10,8 @@ Endpoints (the contract of DESIGN.md section 3):
   ``"done": true`` and the summary fields.
 - ``GET /health``: 200 when the scheduler runs. ``GET /metrics``: counters, queue and
   batch state, KV-cache bytes, process memory and latency quantiles.
+  ``POST /metrics/reset`` starts new peak windows (KV cache, process peak RSS); the
+  load generator calls it before each concurrency level.
 
 Errors: malformed JSON -> 400; wrong field types or values, unknown fields, prompt +
 max_new_tokens past the model's context -> 422; a prompt longer than the prompt limit ->
@@ -426,6 +428,18 @@ def create_app(model: GPT, config: ServiceConfig = ServiceConfig(), *, tokenizer
     @app.get("/metrics")
     async def metrics():
         return sched.snapshot()
+
+    @app.post("/metrics/reset")
+    async def reset_peaks():
+        """Start new peak windows: KV-cache bytes and (Linux) the process's peak RSS."""
+        sched.metrics.kv_cache_peak_bytes = sched.metrics.kv_cache_bytes
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # resets VmHWM to the current RSS
+        except OSError:
+            pass
+        return {"kv_cache_peak_bytes": sched.metrics.kv_cache_peak_bytes,
+                "process_peak_rss_bytes": _proc_status("VmHWM")}
 
     @app.post("/generate")
     async def generate(request: Request):

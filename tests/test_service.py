@@ -157,3 +157,25 @@ def test_full_queue_gets_503_and_slow_requests_time_out_with_504(slow_server):
     assert again.status_code == 200 and again.json()["tokens"] == 3
     m = httpx.get(url + "/metrics", timeout=10, trust_env=False).json()
     assert m["counters"]["rejected_queue_full"] == 2 and m["counters"]["timed_out"] == 2
+
+
+def test_load_generator_reports_every_level_without_errors(server):
+    from efficiency.loadtest import LoadConfig, format_table, run_loadtest
+
+    handle, _ = server
+    cfg = LoadConfig(levels=(1, 4), requests=4, max_new_tokens=4, prompt_tokens=16)
+    levels = run_loadtest(handle.url, cfg, progress=False)
+    assert [lv.concurrency for lv in levels] == [1, 4]
+    for lv in levels:
+        assert lv.errors == 0 and lv.ok == 4 and lv.tokens == 16
+        assert 0 < lv.ttft_p50_s <= lv.e2e_p99_s and lv.itl_p50_s > 0 and lv.tokens_per_s > 0
+        assert lv.kv_cache_peak_bytes > 0 and lv.server_peak_rss_bytes > 0
+    assert "| 4 | 4 | 0 |" in format_table(levels)
+
+
+@pytest.mark.parametrize("url", ["http://8.8.8.8:80", "https://127.0.0.1:1", "127.0.0.1:80"])
+def test_load_generator_refuses_anything_but_loopback_http(url):
+    from efficiency.loadtest import check_loopback_url
+
+    with pytest.raises(ValueError):
+        check_loopback_url(url)
