@@ -1,4 +1,4 @@
-"""python -m efficiency {count,amp,checkpoint,profile,quantize} ...
+"""python -m efficiency {count,amp,checkpoint,profile,quantize,generate,serve,loadtest,longcontext} ...
 
 Every subcommand is one ``add_<name>(subparsers)`` function that builds its parser and
 sets ``func`` to a ``run_<name>(args) -> int`` function. ``SUBCOMMANDS`` maps names to
@@ -17,6 +17,8 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+from efficiency.serving_cli import SUBCOMMANDS as _SERVING_SUBCOMMANDS
 
 PROG = "efficiency"
 
@@ -300,6 +302,8 @@ SUBCOMMANDS: dict[str, Callable[[argparse._SubParsersAction], argparse.ArgumentP
     "profile": add_profile,
     "quantize": add_quantize,
 }
+# generation, serving, load test and long-context evaluation (builders in efficiency/serving_cli.py)
+SUBCOMMANDS.update(_SERVING_SUBCOMMANDS)
 
 
 def build_parser() -> argparse.ArgumentParser:
