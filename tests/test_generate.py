@@ -1,5 +1,7 @@
 """Generation engine: KV cache vs recompute, batching, sampling, continuous admission."""
 
+import json
+
 import pytest
 import torch
 
@@ -155,3 +157,36 @@ def test_kv_cache_is_preallocated_once_for_prompt_plus_new_tokens(model):
     assert size == 2 * cfg.n_layer * 1 * cfg.n_head * 8 * cfg.head_dim * 8
     batch.step()
     assert batch.cache.k[0].data_ptr() == cache.k[0].data_ptr()  # written in place, not regrown
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from efficiency.train import save_checkpoint
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        m = GPT(GPTConfig(context=64, n_layer=2, n_head=2, d_model=32))
+    return save_checkpoint(m, tmp_path_factory.mktemp("ckpt") / "tiny")
+
+
+def test_cli_generate_prints_a_json_result_for_several_prompts(checkpoint, capsys):
+    from efficiency.__main__ import main
+
+    code = main(["generate", "--checkpoint", str(checkpoint), "--prompt", "ab", "--prompt", "import",
+                 "--max-new-tokens", "3", "--temperature", "0", "--json", "--no-progress"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["texts"]) == 2 and out["tokens"] == 6 and out["tokens_per_s"] > 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [(["--top-p", "2"], "top_p"), (["--max-new-tokens", "500"], "context"), (["--checkpoint", "/nonexistent/x"], "does not exist")],
+)
+def test_cli_generate_bad_input_exits_2_with_one_line(checkpoint, capsys, argv, words):
+    from efficiency.__main__ import main
+
+    args = ["generate", "--checkpoint", str(checkpoint), "--prompt", "ab", "--no-progress"]
+    code = main(args + argv)  # a repeated flag: the last one wins
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("efficiency: error:") and words in err and "\n" not in err
