@@ -1,0 +1,63 @@
+"""python -m efficiency: JSON output, help, and one-line errors with exit code 2."""
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from efficiency.__main__ import SUBCOMMANDS, main  # noqa: E402
+
+pytestmark = pytest.mark.torch
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on 2 shared cores, OpenMP barriers across 2 threads run ~7x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_count_json_reports_the_tiny_preset(capsys):
+    assert main(["count", "--preset", "tiny", "--no-minilm", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    tiny = out["models"]["gpt-tiny"]
+    assert tiny["total"] == 120_576 and tiny["non_embedding"] == 100_096    # see test_efficiency_gpt
+
+
+@pytest.mark.parametrize("name", ["count", "amp", "checkpoint", "profile", "quantize"])
+def test_every_subcommand_has_help(name, capsys):
+    assert name in SUBCOMMANDS
+    with pytest.raises(SystemExit) as e:
+        main([name, "--help"])
+    assert e.value.code == 0 and "usage" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["amp", "--dtype", "int3", "--corpus-bytes", "5000"], "unknown dtype 'int3'"),
+    (["amp", "--preset", "tiny", "--seq-len", "999", "--corpus-bytes", "5000"], "sequence length 999"),
+    (["quantize", "--model-path", "/no/such/model"], "does not exist"),
+    (["count", "--checkpoint", "/no/such/ckpt", "--no-minilm"], "does not exist"),
+    (["profile", "--preset", "tiny", "--corpus", "/no/such/corpus"], "does not exist"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(argv, needle, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("efficiency: error:") and needle in err[0]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_unavailable_device_is_a_user_error(capsys):
+    assert main(["amp", "--device", "cuda", "--corpus-bytes", "5000"]) == 2
+    assert "not available" in capsys.readouterr().err
+
+
+def test_profile_command_writes_report_and_trace(tmp_path, capsys):
+    rc = main(["profile", "--preset", "tiny", "--batch-size", "2", "--seq-len", "16", "--wait", "0",
+               "--warmup", "1", "--active", "1", "--corpus-bytes", "20000", "--out", str(tmp_path), "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {p.name for p in tmp_path.iterdir()} == {"report.md", "report.json", "trace.json"}
+    assert out["sync"]["item_calls_by_phase"]["log_loss"] == 1
