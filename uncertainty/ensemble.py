@@ -18,6 +18,7 @@ i.e. mean of member variances (aleatoric) plus variance of member means (epistem
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
@@ -133,14 +134,16 @@ def train_pinn_members(
     chunk: int | None = None,
     shard: bool = True,
     progress: bool = True,
-    lbfgs: bool = True,
+    qn: bool = True,
 ) -> EnsembleFit:
     """Train M >= 1 PINNs of ``problem`` under ``config`` (a ``pdes.pinn.configs.PINNConfig``);
     M = 1 is the single-model baseline of the benchmarks.
 
     Adam for ``steps`` (default config.steps) in chunks of ``chunk`` steps (default
-    config.log_every), then, when ``lbfgs`` and config.lbfgs_steps > 0, L-BFGS on a fixed
-    batch per member (in the params' dtype); every phase is one vmapped program."""
+    config.log_every), then, when ``qn`` and config.qn_steps > 0, the PINN's quasi-Newton
+    phase (``PINN.qn_chunk``: BFGS / L-BFGS on a batch redrawn every qn_resample_every steps,
+    in config.qn_dtype); every phase is one vmapped program. A member whose quasi-Newton
+    chunk turns non-finite keeps its last finite parameters (a per-member NaN guard)."""
     from pdes.pinn.core import build_pinn
 
     if isinstance(members, bool) or not isinstance(members, int | np.integer) or members < 1:
@@ -151,7 +154,8 @@ def train_pinn_members(
     pinn = build_pinn(problem, config)  # validates before any jit
     n_total = config.steps
     chunk = int(chunk or min(config.log_every, n_total))
-    init_key, train_key, lbfgs_key = jax.random.split(key, 3)
+    init_key, train_key, qn_key = jax.random.split(key, 3)
+    qn_steps = int(getattr(config, "qn_steps", 0)) if hasattr(pinn, "qn_chunk") else 0
     mesh = member_mesh(m) if shard else None
 
     start = time.perf_counter()
@@ -160,7 +164,7 @@ def train_pinn_members(
     state = shard_members(state, mesh)
     compiled: dict[int, Callable] = {}
     history: list[np.ndarray] = []
-    bar = _bar(n_total + (config.lbfgs_steps if lbfgs else 0), f"ensemble x{m}", progress)
+    bar = _bar(n_total + (qn_steps if qn else 0), f"ensemble x{m}", progress)
     done = 0
     while done < n_total:
         n = min(chunk, n_total - done)
@@ -173,27 +177,66 @@ def train_pinn_members(
         bar.update(n)
         bar.set_postfix(loss=f"{float(np.median(loss)):.2e}")
     params = state.params
-    if lbfgs and config.lbfgs_steps > 0:
-        weights = state.weights
-        batch = jax.jit(jax.vmap(pinn.lbfgs_batch))(params, jax.random.split(lbfgs_key, m))
-        opt_state = jax.jit(jax.vmap(pinn.lbfgs().init))(params)
-        n_l = config.lbfgs_steps
-        lchunk = min(chunk, n_l)
-        lcompiled: dict[int, Callable] = {}
-        done_l = 0
-        while done_l < n_l:
-            n = min(lchunk, n_l - done_l)
-            if n not in lcompiled:
-                lcompiled[n] = jax.jit(jax.vmap(partial(pinn.lbfgs_chunk, n_steps=n)))
-            params, opt_state, metrics = lcompiled[n](params, opt_state, weights, batch)
-            loss = np.asarray(metrics["loss"])
-            history.append(loss)
-            done_l += n
-            bar.update(n)
-            bar.set_postfix(loss=f"{float(np.median(loss)):.2e}")
+    if qn and qn_steps > 0:
+        params = _qn_phase(pinn, config, params, state.weights, qn_key, m, chunk, bar, history)
     jax.block_until_ready(params)
     bar.close()
     return EnsembleFit(pinn, params, history, time.perf_counter() - start, m)
+
+
+def _cast(tree: Any, dtype: Any) -> Any:
+    return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+
+def _qn_phase(
+    pinn: Any,
+    config: Any,
+    params: Any,
+    weights: Any,
+    key: jax.Array,
+    m: int,
+    chunk: int,
+    bar: Any,
+    history: list,
+) -> Any:
+    """The quasi-Newton phase of every member at once; returns params in their Adam dtype."""
+    dtype = jax.tree.leaves(params)[0].dtype
+    x64 = config.qn_dtype == "float64"
+    with jax.enable_x64(True) if x64 else contextlib.nullcontext():
+        qdt = jnp.float64 if x64 else jnp.float32
+        params, weights = _cast(params, qdt), _cast(weights, qdt)
+        opt_state, batch = jax.jit(jax.vmap(pinn.init_qn))(params)
+        keys = jax.random.split(key, m)
+        compiled: dict[int, Callable] = {}
+
+        def guarded(n: int) -> Callable:
+            def run(p, o, w, b, k, fresh):
+                new_p, new_o, new_b, metrics = pinn.qn_chunk(p, o, w, b, k, fresh, n)
+                ok = jnp.isfinite(metrics["loss"]) & jnp.all(
+                    jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(new_p)])
+                )
+                pick = partial(jax.tree.map, lambda a, b_: jnp.where(ok, a, b_))
+                return pick(new_p, p), pick(new_o, o), pick(new_b, b), metrics["loss"]
+
+            return jax.jit(jax.vmap(run, in_axes=(0, 0, 0, 0, 0, None)))
+
+        total, done, fresh = config.qn_steps, 0, True
+        every = config.qn_resample_every
+        while done < total:
+            fresh = fresh or done % every == 0
+            n = min(chunk, total - done, every - done % every)
+            if n not in compiled:
+                compiled[n] = guarded(n)
+            step_keys = jax.vmap(lambda k, d=done: jax.random.fold_in(k, d))(keys)
+            params, opt_state, batch, loss = compiled[n](
+                params, opt_state, weights, batch, step_keys, jnp.asarray(fresh)
+            )
+            fresh = False
+            history.append(np.asarray(loss))
+            done += n
+            bar.update(n)
+            bar.set_postfix(loss=f"{float(np.median(history[-1])):.2e}")
+        return jax.block_until_ready(_cast(params, dtype))
 
 
 def predict_pinn_members(pinn: Any, params: Any, t: np.ndarray, x: np.ndarray) -> np.ndarray:
