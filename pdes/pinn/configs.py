@@ -33,6 +33,7 @@ ACTIVATIONS = ("tanh", "sin", "gelu")
 SAMPLERS = ("uniform", "sobol", "rad")
 WEIGHTINGS = ("none", "gradnorm")
 DTYPES = ("float32", "float64")
+QN_METHODS = ("bfgs", "lbfgs")
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,10 @@ class PINNConfig:
     earlier residual) (Wang, Sankaran & Perdikaris 2024).
 
     Optimizers: Adam for ``steps`` steps with linear warm-up over ``warmup_steps`` then
-    exponential decay by ``decay_rate`` every ``decay_steps``; then ``lbfgs_steps`` of
-    L-BFGS (optax, zoom line search) in ``lbfgs_dtype`` on ``lbfgs_n_res`` points redrawn
-    every ``lbfgs_resample_every`` steps. ``log_every`` steps run as one compiled chunk;
+    exponential decay by ``decay_rate`` every ``decay_steps``; then ``qn_steps`` of a
+    quasi-Newton method ``qn_method`` (dense "bfgs" or optax "lbfgs" with ``qn_memory``
+    pairs; both with the zoom line search) in ``qn_dtype`` on ``qn_n_res`` points redrawn
+    every ``qn_resample_every`` steps. ``log_every`` steps run as one compiled chunk;
     history and the error against the exact solution are recorded after each chunk.
     """
 
@@ -102,12 +104,13 @@ class PINNConfig:
     warmup_steps: int = 100
     decay_rate: float = 0.9
     decay_steps: int = 500
-    # L-BFGS
-    lbfgs_steps: int = 0
-    lbfgs_memory: int = 20
-    lbfgs_dtype: str = "float64"
-    lbfgs_n_res: int = 2048
-    lbfgs_resample_every: int = 500
+    # quasi-Newton
+    qn_method: str = "bfgs"
+    qn_steps: int = 0
+    qn_memory: int = 20
+    qn_dtype: str = "float64"
+    qn_n_res: int = 2048
+    qn_resample_every: int = 500
     # logging
     log_every: int = 100
     checkpoint_every: int = 1000
@@ -118,12 +121,13 @@ class PINNConfig:
         _choice("sampler", self.sampler, SAMPLERS)
         _choice("weighting", self.weighting, WEIGHTINGS)
         _choice("dtype", self.dtype, DTYPES)
-        _choice("lbfgs_dtype", self.lbfgs_dtype, DTYPES)
+        _choice("qn_dtype", self.qn_dtype, DTYPES)
+        _choice("qn_method", self.qn_method, QN_METHODS)
         for name in ("width", "depth", "n_res", "n_ic", "n_bc", "steps", "log_every", "checkpoint_every",
-                     "weight_every", "causal_chunks", "rad_pool", "lbfgs_memory", "lbfgs_n_res",
-                     "lbfgs_resample_every", "decay_steps"):
+                     "weight_every", "causal_chunks", "rad_pool", "qn_memory", "qn_n_res",
+                     "qn_resample_every", "decay_steps"):
             _positive_int(name, getattr(self, name))
-        for name in ("x_modes", "fourier_features", "warmup_steps", "lbfgs_steps"):
+        for name in ("x_modes", "fourier_features", "warmup_steps", "qn_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
@@ -141,9 +145,9 @@ class PINNConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.causal and self.n_res % self.causal_chunks:
             raise ValueError(f"n_res ({self.n_res}) must be a multiple of causal_chunks ({self.causal_chunks})")
-        if self.causal and self.lbfgs_n_res % self.causal_chunks:
+        if self.causal and self.qn_n_res % self.causal_chunks:
             raise ValueError(
-                f"lbfgs_n_res ({self.lbfgs_n_res}) must be a multiple of causal_chunks ({self.causal_chunks})"
+                f"qn_n_res ({self.qn_n_res}) must be a multiple of causal_chunks ({self.causal_chunks})"
             )
         if self.arch == "pirate" and self.fourier_features and 2 * self.fourier_features != self.width:
             pass  # a projection layer maps the embedding to the width
@@ -170,21 +174,21 @@ _BASE = PINNConfig()
 LEVELS: dict[str, dict[str, PINNConfig]] = {
     "heat": {
         "fast": replace(_BASE, arch="mlp", width=32, depth=3, n_res=1024, steps=3000, lr=3e-3,
-                        decay_steps=300, lbfgs_steps=500, lbfgs_n_res=2048),
+                        decay_steps=300, qn_steps=500, qn_n_res=2048),
         "accurate": replace(_BASE, arch="mlp", width=32, depth=3, n_res=1024, steps=3000, lr=3e-3,
-                            decay_steps=300, lbfgs_steps=4000, lbfgs_n_res=4096, dtype="float64"),
+                            decay_steps=300, qn_steps=4000, qn_n_res=4096, dtype="float64"),
     },
     "wave": {
         "fast": replace(_BASE, width=64, depth=3, fourier_features=32, fourier_scale=2.0, n_res=1024,
-                        steps=3000, lr=2e-3, decay_steps=300, lbfgs_steps=1000),
+                        steps=3000, lr=2e-3, decay_steps=300, qn_steps=1000),
         "accurate": replace(_BASE, width=64, depth=4, fourier_features=32, fourier_scale=2.0, n_res=2048,
-                            steps=10000, lr=2e-3, decay_steps=1000, lbfgs_steps=5000, lbfgs_n_res=4096),
+                            steps=10000, lr=2e-3, decay_steps=1000, qn_steps=5000, qn_n_res=4096),
     },
     "burgers": {
         "fast": replace(_BASE, width=32, depth=3, x_modes=1, n_res=1024, sampler="rad", steps=2000,
-                        lr=3e-3, decay_steps=200, lbfgs_steps=1500, lbfgs_n_res=2048),
+                        lr=3e-3, decay_steps=200, qn_steps=1500, qn_n_res=2048),
         "accurate": replace(_BASE, width=48, depth=4, x_modes=1, n_res=2048, sampler="rad", steps=5000,
-                            lr=3e-3, decay_steps=500, lbfgs_steps=10000, lbfgs_n_res=4096),
+                            lr=3e-3, decay_steps=500, qn_steps=10000, qn_n_res=4096),
     },
 }
 

@@ -18,6 +18,7 @@ from flax import nnx
 from pdes.pinn import sampling
 from pdes.pinn.configs import PINNConfig
 from pdes.pinn.models import PINNNet
+from pdes.pinn.optim import bfgs
 from pdes.pinn.residuals import coefficients, d_t, initial_data, residual_fn
 from pdes.problems import Burgers, Heat, Wave
 
@@ -248,29 +249,38 @@ class PINN:
         last = jax.tree.map(lambda a: a[-1], metrics)
         return TrainState(params, opt_state, weights, key, step), last
 
-    # ----------------------------------------------------------------- L-BFGS phase
-    def lbfgs(self) -> optax.GradientTransformationExtraArgs:
-        """optax L-BFGS with the zoom (strong Wolfe) line search."""
-        return optax.lbfgs(memory_size=self.config.lbfgs_memory,
+    # ----------------------------------------------------------------- quasi-Newton phase
+    def qn(self) -> optax.GradientTransformationExtraArgs:
+        """The second-phase optimizer: dense BFGS ("bfgs") or optax L-BFGS ("lbfgs"), both with
+        the zoom (strong Wolfe) line search."""
+        if self.config.qn_method == "bfgs":
+            return bfgs()
+        return optax.lbfgs(memory_size=self.config.qn_memory,
                            linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=30))
 
-    def lbfgs_batch(self, params: Any, key: jax.Array) -> dict[str, jax.Array]:
-        """The fixed batch of an L-BFGS round (lbfgs_n_res points; RAD when configured)."""
+    def qn_batch(self, params: Any, key: jax.Array) -> dict[str, jax.Array]:
+        """The fixed batch of a quasi-Newton round (qn_n_res points; RAD when configured)."""
         c = self.config
         dtype = jax.tree.leaves(params)[0].dtype
         k_pool, k_batch = jax.random.split(key)
         pool = None
         if c.sampler == "rad":
-            th, xi = sampling.sample_uniform(k_pool, c.rad_pool * c.lbfgs_n_res, dtype)
+            th, xi = sampling.sample_uniform(k_pool, c.rad_pool * c.qn_n_res, dtype)
             t, x = self._to_physical(th, xi)
             r = jax.lax.stop_gradient(self.residual(params, t, x))
             pool = (t, x, sampling.rad_probabilities(r, c.rad_k, c.rad_c))
-        return self.sample(k_batch, c.lbfgs_n_res, dtype, pool)
+        return self.sample(k_batch, c.qn_n_res, dtype, pool)
 
-    def lbfgs_chunk(self, params: Any, opt_state: Any, weights: dict[str, jax.Array], batch: dict[str, jax.Array],
-                    n_steps: int) -> tuple[Any, Any, dict]:
-        """n_steps L-BFGS steps on the fixed batch (no causal weights: one fixed objective)."""
-        tx = self.lbfgs()
+    def qn_chunk(self, params: Any, opt_state: Any, weights: dict[str, jax.Array], batch: dict[str, jax.Array],
+                 key: jax.Array, fresh: jax.Array, n_steps: int) -> tuple[Any, Any, dict, dict]:
+        """n_steps quasi-Newton steps on a fixed batch (no causal weights: one fixed objective).
+
+        With ``fresh`` true a new batch is drawn from key (``qn_batch``) and the optimizer
+        state restarts, so one compiled function serves every round. Returns (params,
+        opt_state, batch, metrics)."""
+        tx = self.qn()
+        batch, opt_state = jax.lax.cond(fresh, lambda: (self.qn_batch(params, key), tx.init(params)),
+                                        lambda: (batch, opt_state))
 
         def objective(q):
             return self.weighted_loss(q, weights, batch, causal=False)[0]
@@ -278,15 +288,24 @@ class PINN:
         value_and_grad = optax.value_and_grad_from_state(objective)
 
         def one(carry, _):
-            q, s = carry
-            value, grad = value_and_grad(q, state=s)
-            updates, s = tx.update(grad, s, q, value=value, grad=grad, value_fn=objective)
-            return (optax.apply_updates(q, updates), s), value
+            q, st = carry
+            value, grad = value_and_grad(q, state=st)
+            updates, st = tx.update(grad, st, q, value=value, grad=grad, value_fn=objective)
+            return (optax.apply_updates(q, updates), st), value
 
         (params, opt_state), values = jax.lax.scan(one, (params, opt_state), None, length=n_steps)
-        _, aux = self.weighted_loss(params, weights, batch, causal=False)
-        metrics = {"loss": objective(params), **aux, **{f"weight_{k}": w for k, w in weights.items()}}
-        return params, opt_state, metrics
+        metrics = {"loss": optax.tree_utils.tree_get(opt_state, "value")}
+        if len(self.terms) > 1:
+            metrics.update(self.weighted_loss(params, weights, batch, causal=False)[1])
+        else:
+            metrics[f"loss_{self.terms[0]}"] = metrics["loss"] / weights[self.terms[0]]
+        metrics.update({f"weight_{k}": w for k, w in weights.items()})
+        return params, opt_state, batch, metrics
+
+    def init_qn(self, params: Any) -> tuple[Any, dict[str, jax.Array]]:
+        """Placeholders (opt_state, batch) of the right structure for the first ``qn_chunk``
+        call (which passes fresh=True and replaces both)."""
+        return self.qn().init(params), self.qn_batch(params, jax.random.key(0))
 
     # ----------------------------------------------------------------- evaluation
     def predict_grid(self, params: Any, t: np.ndarray, x: np.ndarray, dropout_key: jax.Array | None = None) -> jax.Array:

@@ -82,7 +82,7 @@ def _describe(pid: dict[str, Any]) -> str:
 def train(pinn: PINN, *, seed: int = 0, t_grid: np.ndarray, x_grid: np.ndarray, u_ref: np.ndarray | None,
           progress: bool = True, checkpoint_dir: str | Path | None = None, resume: str | Path | None = None,
           callback: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
-    """Train ``pinn``: Adam for config.steps, then L-BFGS for config.lbfgs_steps.
+    """Train ``pinn``: Adam for config.steps, then quasi-Newton (BFGS/L-BFGS) for config.qn_steps.
 
     After each chunk of ``log_every`` steps the loss terms, weights, relative L2 error on the
     grid (t_grid x x_grid against u_ref) and wall time are recorded and passed to
@@ -94,10 +94,10 @@ def train(pinn: PINN, *, seed: int = 0, t_grid: np.ndarray, x_grid: np.ndarray, 
     from tqdm.auto import tqdm
 
     c = pinn.config
-    total = c.steps + c.lbfgs_steps
+    total = c.steps + c.qn_steps
     pid = _problem_id(pinn.problem)
     f64 = c.dtype == "float64"
-    lb64 = c.lbfgs_dtype == "float64" or f64
+    lb64 = c.qn_dtype == "float64" or f64
     history: list[dict[str, float]] = []
     start = time.perf_counter()
     elapsed0 = 0.0
@@ -189,7 +189,7 @@ def train(pinn: PINN, *, seed: int = 0, t_grid: np.ndarray, x_grid: np.ndarray, 
                 checkpoint(*good)
         final_params = state.params
 
-    # ---------------------------------------------------------------- L-BFGS
+    # ---------------------------------------------------------------- quasi-Newton
     if stopped == "completed" and step < total:
         lb_dtype = jnp.float64 if lb64 else jnp.float32
         with _x64(lb64):
@@ -197,21 +197,21 @@ def train(pinn: PINN, *, seed: int = 0, t_grid: np.ndarray, x_grid: np.ndarray, 
                 lbfgs_params = _cast(final_params, lb_dtype)
                 lbfgs_weights = _cast(state.weights, lb_dtype)
             params, weights = lbfgs_params, lbfgs_weights
-            chunk = jax.jit(pinn.lbfgs_chunk, static_argnums=4)
-            make_batch = jax.jit(pinn.lbfgs_batch)
-            tx = pinn.lbfgs()
-            batch = opt_state = None
+            chunk = jax.jit(pinn.qn_chunk, static_argnums=6)
+            opt_state, batch = jax.jit(pinn.init_qn)(params)
+            fresh = True
             while step < total:
                 k = step - c.steps
-                if batch is None or k % c.lbfgs_resample_every == 0:
-                    batch = make_batch(params, jax.random.fold_in(base_key, 1000 + step))
-                    opt_state = tx.init(params)
-                n = min(c.log_every, total - step, c.lbfgs_resample_every - k % c.lbfgs_resample_every)
-                new_params, new_opt, metrics = chunk(params, opt_state, weights, batch, n)
+                fresh = fresh or k % c.qn_resample_every == 0
+                n = min(c.log_every, total - step, c.qn_resample_every - k % c.qn_resample_every)
+                new_params, new_opt, new_batch, metrics = chunk(
+                    params, opt_state, weights, batch, jax.random.fold_in(base_key, 1000 + step), jnp.asarray(fresh), n)
                 if not (math.isfinite(float(metrics["loss"])) and _finite(new_params)):
-                    stopped = (f"non-finite loss in the L-BFGS steps {step + 1}..{step + n}; "
+                    stopped = (f"non-finite loss in the quasi-Newton steps {step + 1}..{step + n}; "
                                f"kept the last good state (step {step})")
                     break
+                fresh = False
+                batch = new_batch
                 params, opt_state = new_params, new_opt
                 step += n
                 bar.update(n)
@@ -260,7 +260,7 @@ def solve_pinn(problem: Heat | Wave | Burgers, *, nx: int = 256, nt: int = 100, 
     The Dataset has ``u`` (the network), ``u_true`` (exact solution), attrs ``config``
     (JSON), ``preset``, ``rel_l2``, ``steps_done``, ``stopped`` and the training history as
     variables ``history_<name>`` over dim ``step`` (loss, loss_<term>, weight_<term>, rel_l2,
-    wall_time_s, phase: 0 Adam, 1 L-BFGS).
+    wall_time_s, phase: 0 Adam, 1 quasi-Newton).
     """
     from pdes.solution import solution_dataset
 

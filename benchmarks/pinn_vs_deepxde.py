@@ -1,0 +1,171 @@
+"""Our PINN against DeepXDE's Burgers example, side by side in one run on this machine.
+
+DeepXDE (PyTorch backend) is installed by this script into its own virtual environment
+``benchmarks/_envs/deepxde`` (``python -m venv`` + ``pip install -c constraints.txt deepxde
+torch==2.13.0``, the CPU build), and run there as a subprocess with the configuration of
+its documented Burgers example, restated here through the deepxde API: a tanh network
+2-20-20-20-1 (Glorot normal), 2540 domain / 80 boundary / 160 initial collocation
+points, Adam (lr 1e-3) for 15000 steps, then L-BFGS (DeepXDE's default limits). The time
+domain is [0, 1] (the example uses [0, 0.99]) so both solve the same problem.
+
+Both are scored the same way: relative L2 against the Cole-Hopf solution (pdes.exact) on
+the 256 x 100 grid. We report each one's final error and wall time, and the time our
+training needs to first reach DeepXDE's final error (from our error curve, evaluated
+every ``log_every`` steps; the time includes compilation).
+
+    python benchmarks/pinn_vs_deepxde.py [--preset fast] [--dde-adam-steps 15000] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = ROOT / "benchmarks" / "_envs" / "deepxde"
+sys.path.insert(0, str(ROOT))
+
+# The DeepXDE side, run inside its own venv. Reads the grid and the reference from an .npz,
+# prints one JSON line with its final error and wall time.
+DDE_RUNNER = r'''
+import json, os, sys, time
+import numpy as np
+os.environ.setdefault("DDE_BACKEND", "pytorch")
+import deepxde as dde
+import torch
+
+grid = np.load(sys.argv[1])
+adam_steps = int(sys.argv[2])
+seed = int(sys.argv[3])
+dde.config.set_random_seed(seed)
+nu = float(grid["nu"])
+t_end = float(grid["t_end"])
+
+def burgers(z, u):
+    # z[:, 0] = x, z[:, 1] = t
+    du_x = dde.grad.jacobian(u, z, i=0, j=0)
+    du_t = dde.grad.jacobian(u, z, i=0, j=1)
+    du_xx = dde.grad.hessian(u, z, i=0, j=0)
+    return du_t + u * du_x - nu * du_xx
+
+space = dde.geometry.Interval(-1.0, 1.0)
+time_ = dde.geometry.TimeDomain(0.0, t_end)
+domain = dde.geometry.GeometryXTime(space, time_)
+walls = dde.icbc.DirichletBC(domain, lambda z: 0.0, lambda z, on_boundary: on_boundary)
+start = dde.icbc.IC(domain, lambda z: -np.sin(np.pi * z[:, 0:1]), lambda z, on_initial: on_initial)
+data = dde.data.TimePDE(domain, burgers, [walls, start], num_domain=2540, num_boundary=80, num_initial=160)
+net = dde.nn.FNN([2, 20, 20, 20, 1], "tanh", "Glorot normal")
+model = dde.Model(data, net)
+
+tt, xx = np.meshgrid(grid["t"], grid["x"], indexing="ij")
+pts = np.stack([xx.ravel(), tt.ravel()], axis=1)
+ref = grid["u_true"]
+
+def rel_l2():
+    u = model.predict(pts).reshape(ref.shape)
+    return float(np.linalg.norm(u - ref) / np.linalg.norm(ref))
+
+t0 = time.perf_counter()
+model.compile("adam", lr=1e-3)
+model.train(iterations=adam_steps, display_every=max(adam_steps, 1), verbose=0)
+t_adam = time.perf_counter() - t0
+err_adam = rel_l2()
+t1 = time.perf_counter()
+model.compile("L-BFGS")
+model.train(display_every=100000, verbose=0)
+wall = t_adam + (time.perf_counter() - t1)
+print(json.dumps({"rel_l2": rel_l2(), "wall_time_s": wall, "adam_rel_l2": err_adam, "adam_wall_time_s": t_adam,
+                  "torch": torch.__version__, "deepxde": dde.__version__, "threads": torch.get_num_threads()}))
+'''
+
+
+def ensure_env() -> Path:
+    """Create benchmarks/_envs/deepxde with deepxde and the CPU torch if missing; its python."""
+    py = ENV / "bin" / "python"
+    if py.exists():
+        ok = subprocess.run([str(py), "-c", "import deepxde, torch"], capture_output=True,
+                            env={**os.environ, "DDE_BACKEND": "pytorch"})
+        if ok.returncode == 0:
+            return py
+    print(f"installing deepxde into {ENV} ...", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", str(ENV)], check=True)
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "-c", str(ROOT / "constraints.txt"), "deepxde",
+                    "torch==2.13.0"], check=True)
+    return py
+
+
+def run_deepxde(py: Path, grid_file: Path, adam_steps: int, seed: int) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix="_dde_burgers.py", delete=False) as fh:
+        fh.write(DDE_RUNNER)
+        script = fh.name
+    try:
+        env = {**os.environ, "DDE_BACKEND": "pytorch", "PYTHONWARNINGS": "ignore"}
+        out = subprocess.run([str(py), script, str(grid_file), str(adam_steps), str(seed)], capture_output=True,
+                             text=True, env=env)
+    finally:
+        os.remove(script)
+    if out.returncode != 0:
+        raise RuntimeError(f"DeepXDE run failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_ours(preset: str, seed: int) -> tuple[dict, np.ndarray, np.ndarray]:
+    from pdes.pinn import solve_pinn
+    from pdes.problems import BURGERS
+
+    ds = solve_pinn(BURGERS, preset=preset, seed=seed, progress=False)
+    return ({"rel_l2": float(ds.attrs["rel_l2"]), "wall_time_s": float(ds.attrs["wall_time_s"])},
+            ds["history_wall_time_s"].values, ds["history_rel_l2"].values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--preset", default="fast", help="our preset level (default: fast)")
+    ap.add_argument("--dde-adam-steps", type=int, default=15000, help="DeepXDE Adam steps (example: 15000)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = ap.parse_args(argv)
+
+    from pdes.exact import exact_solution
+    from pdes.problems import BURGERS
+
+    t = np.linspace(0.0, BURGERS.t_end, 100)
+    x = np.linspace(BURGERS.x_min, BURGERS.x_max, 256)
+    u_true = exact_solution(BURGERS, t, x)
+    py = ensure_env()
+    with tempfile.TemporaryDirectory() as tmp:
+        grid_file = Path(tmp) / "grid.npz"
+        np.savez(grid_file, t=t, x=x, u_true=u_true, nu=BURGERS.nu, t_end=BURGERS.t_end)
+        t0 = time.perf_counter()
+        dde = run_deepxde(py, grid_file, args.dde_adam_steps, args.seed)
+        dde["process_wall_time_s"] = time.perf_counter() - t0
+    ours, hist_t, hist_err = run_ours(args.preset, args.seed)
+    reached = np.nonzero(hist_err <= dde["rel_l2"])[0]
+    t_reach = float(hist_t[reached[0]]) if reached.size else float("nan")
+    result = {
+        "deepxde": dde,
+        "ours": {**ours, "preset": args.preset, "time_to_deepxde_error_s": t_reach},
+        "speedup_to_deepxde_error": dde["wall_time_s"] / t_reach if reached.size else float("nan"),
+        "machine": "2-core CPU (x86_64), shared with other jobs",
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"DeepXDE {dde['deepxde']} (torch {dde['torch']}): rel L2 {dde['rel_l2']:.3e} in {dde['wall_time_s']:.1f} s "
+              f"(after Adam: {dde['adam_rel_l2']:.3e} at {dde['adam_wall_time_s']:.1f} s)")
+        print(f"ours ({args.preset}): rel L2 {ours['rel_l2']:.3e} in {ours['wall_time_s']:.1f} s; "
+              f"reached DeepXDE's final error after {t_reach:.1f} s "
+              f"(speed-up {result['speedup_to_deepxde_error']:.1f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
