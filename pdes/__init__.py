@@ -1,6 +1,7 @@
 """PDE problems, exact and spectral solutions, PINNs, and the solution data model."""
 
 from pdes.exact import exact_solution
+from pdes.inverse import IdentifyResult, identify, plot_identify, synthetic_observations
 from pdes.plotting import plot_solution
 from pdes.problems import (
     BURGERS,
@@ -36,11 +37,14 @@ __all__ = [
     "Burgers",
     "Heat",
     "Heat2D",
+    "IdentifyResult",
     "PeriodicBurgers",
     "Wave",
     "compare",
     "exact_solution",
+    "identify",
     "operator_dataset",
+    "plot_identify",
     "plot_solution",
     "read_dataset",
     "read_solution",
@@ -50,6 +54,7 @@ __all__ = [
     "solve_burgers_dirichlet",
     "solve_periodic_burgers",
     "solve_spectral",
+    "synthetic_observations",
     "write_dataset",
     "write_solution",
 ]
