@@ -325,9 +325,98 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- identify
+
+
+def add_identify_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "identify",
+        help="identify PDE coefficients from observations with a PINN (inverse problem)",
+        description="Train a PINN whose PDE coefficients are trainable (burgers: l1, l2 in u_t + l1 u u_x = l2 u_xx; "
+        "heat: alpha; wave: c) on observations from --obs or on synthetic ones (--n-obs points of the exact "
+        "solution with Gaussian noise of std NOISE * std(u)).",
+    )
+    p.add_argument("equation", choices=("burgers", "heat", "wave"), help="problem preset (DESIGN.md section 3)")
+    p.add_argument("--obs", metavar="OBS.nc", help="observations: u scattered (dim obs, with t, x) or gridded (t, x)")
+    p.add_argument("--n-obs", type=int, help="synthetic: number of random observation points (default 2000)")
+    p.add_argument("--noise", type=_finite_float, help="synthetic: noise std relative to std(u) (default 0.01)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data, the networks and the points (default 0)")
+    p.add_argument("--nu", type=_finite_float, help="synthetic burgers: true viscosity (default: the preset's)")
+    p.add_argument("--alpha", type=_finite_float, help="synthetic heat: true diffusivity (default: the preset's)")
+    p.add_argument("--c", type=_finite_float, help="synthetic wave: true wave speed (default: the preset's)")
+    p.add_argument("--ensemble", type=int, default=1, metavar="M", help="members trained in one vmapped program (default 1)")
+    p.add_argument("--steps", type=int, help="Adam steps (default: the preset's)")
+    p.add_argument("--init", action="append", type=_key_value, default=[], metavar="NAME=VALUE", help="initial guess of a coefficient (repeatable)")
+    p.add_argument("--constraints", choices=("hard", "none"), help="hard: initial/boundary data built into the network (default); none: data and residual only")
+    p.add_argument("--no-bootstrap", action="store_true", help="ensemble members all see every observation")
+    p.add_argument("--set", dest="overrides", action="append", type=_key_value, default=[], metavar="KEY=VALUE", help="override a config entry (inverse or PINN field, repeatable)")
+    p.add_argument("--nx", type=int, default=256, help="grid of the reconstructed field in x (default 256)")
+    p.add_argument("--nt", type=int, default=100, help="grid of the reconstructed field in t (default 100)")
+    p.add_argument("--save-obs", metavar="FILE.nc", help="write the synthetic observations used")
+    p.add_argument("--out", metavar="FILE.nc", help="write the reconstructed field, estimates and history")
+    p.add_argument("--plot", metavar="FILE.png", help="write a figure: field, error, estimate trajectories")
+    p.add_argument("--json", action="store_true", help="print a JSON result on stdout")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_identify)
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    from pdes.inverse import identify, plot_identify, synthetic_observations
+    from pdes.problems import PRESETS, with_overrides
+    from pdes.solution import write_dataset
+
+    _check_suffix(args.out, (".nc",), "--out")
+    _check_suffix(args.save_obs, (".nc",), "--save-obs")
+    _check_suffix(args.plot, (".png", ".pdf", ".svg"), "--plot")
+    own = {"burgers": "nu", "heat": "alpha", "wave": "c"}[args.equation]
+    for flag in ("nu", "alpha", "c"):
+        if getattr(args, flag) is not None and flag != own:
+            raise UsageError(f"--{flag} does not apply to {args.equation}")
+    if args.obs is not None:
+        given = [f for f, v in (("--n-obs", args.n_obs), ("--noise", args.noise), ("--save-obs", args.save_obs),
+                                (f"--{own}", getattr(args, own))) if v is not None]
+        if given:
+            raise UsageError(f"{given[0]} applies to synthetic observations, not to --obs")
+    problem = with_overrides(PRESETS[args.equation], **{own: getattr(args, own)})
+    init = {}
+    for name, value in args.init:
+        try:
+            init[name] = float(value)
+        except ValueError:
+            raise UsageError(f"--init {name}: not a number: {value!r}") from None
+    observations = args.obs
+    if observations is None:
+        n_obs = 2000 if args.n_obs is None else args.n_obs
+        noise = 0.01 if args.noise is None else args.noise
+        observations = synthetic_observations(problem, n_obs=n_obs, noise=noise, seed=args.seed)
+        if args.save_obs:
+            write_dataset(observations, args.save_obs)
+    result = identify(problem, observations, seed=args.seed, ensemble=args.ensemble, steps=args.steps, init=init or None,
+                      constraints=args.constraints, bootstrap=False if args.no_bootstrap else None,
+                      overrides=dict(args.overrides) or None, nx=args.nx, nt=args.nt, progress=not args.no_progress)
+    if args.out:
+        write_dataset(result.dataset, args.out)
+    if args.plot:
+        plot_identify(result.dataset, args.plot)
+    summary = {**result.to_dict(), "out": args.out, "plot": args.plot, "save_obs": args.save_obs}
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    rows = [{"unknown": k, "estimate": result.estimates[k], "std": result.std[k] if args.ensemble > 1 else None,
+             "true": result.truth[k] if result.truth else None,
+             "rel_error": result.rel_error[k] if result.rel_error else None} for k in result.estimates]
+    print_table(rows, ["unknown", "estimate", "std", "true", "rel_error"])
+    print(f"\n{summary['n_obs']} observations, ensemble {args.ensemble}, {summary['steps']} steps, "
+          f"field rel. L2 {_fmt(summary['rel_l2'])}, {summary['wall_time_s']:.1f} s")
+    for key in ("save_obs", "out", "plot"):
+        if summary[key]:
+            print(f"wrote {summary[key]}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_solve_parser, add_compare_parser, add_demo_parser]
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_solve_parser, add_compare_parser, add_demo_parser, add_identify_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:
