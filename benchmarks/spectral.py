@@ -109,7 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=256)
     parser.add_argument("--n", type=int, default=1024, help="Fourier points")
-    parser.add_argument("--scipy-samples", type=int, default=3, help="samples solved by scipy (time extrapolated)")
+    parser.add_argument("--scipy-samples", type=int, default=2, help="samples solved by scipy (time extrapolated)")
     parser.add_argument("--target", type=float, default=1e-8, help="relative L2 error target at T = 1")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -143,13 +143,14 @@ def main() -> None:
     jax_time = min(times)
     assert np.allclose(u_all[:check], u, rtol=0, atol=1e-12), "batched result differs from the checked subset"
 
-    # scipy: tighten rtol by 10x until the first sample meets the target.
+    # scipy: tighten rtol by 10x until the first sample meets the target with a 3x margin (the
+    # error of LSODA at a given rtol varies by ~3x between samples; measured in a first run).
     rtol = 1e-7
     while True:
         start = time.perf_counter()
         y, nfev = scipy_solve(u0[0], nu, t_end, rtol)
         one = time.perf_counter() - start
-        if rel_l2(y, ref[0]) <= args.target or rtol <= 1e-12:
+        if rel_l2(y, ref[0]) <= args.target / 3 or rtol <= 1e-12:
             break
         print(f"scipy: rtol {rtol:g} misses the target ({rel_l2(y, ref[0]):.2e}); tightening", flush=True)
         rtol /= 10
@@ -198,7 +199,7 @@ Periodic viscous Burgers, nu = {nu}, {args.n} Fourier points with 2/3 dealiasing
 {args.samples} initial conditions from the operator preset's GRF N(0, 625 (-Laplacian + 25 I)^-2).
 Both solvers integrate the same semi-discrete system; the reference is ETDRK4 with 8192 steps.
 Each solver uses the cheapest settings that meet the target (JAX: steps doubled from 64;
-scipy: rtol divided by 10 from 1e-7). scipy runs {m} samples, one at a time, and its time for
+scipy: rtol divided by 10 from 1e-7 until the first sample is within target / 3). scipy runs {m} samples, one at a time, and its time for
 {args.samples} is extrapolated from their mean (stated in the table).
 
 {chr(10).join(lines)}

@@ -95,8 +95,11 @@ def history_vars(ds: xr.Dataset) -> list[str]:
 
 
 def plot_history(ax: Any, ds: xr.Dataset) -> None:
-    """Training curves (``history_*`` vs ``step``) on a log scale."""
-    for v in history_vars(ds):
+    """Training curves on a log scale: ``history_rel_l2`` and the losses (``history_loss*``) vs
+    ``step``; other history variables (weights, timings, phase) are left out."""
+    names = history_vars(ds)
+    curves = [v for v in names if v == "history_rel_l2" or v.startswith("history_loss")] or names
+    for v in curves:
         vals = np.asarray(ds[v].values, dtype=float)
         ok = np.isfinite(vals) & (vals > 0)
         ax.semilogy(ds["step"].values[ok], vals[ok], label=v.removeprefix("history_"))

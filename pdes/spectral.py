@@ -94,7 +94,7 @@ class ETDRK4Coeffs(NamedTuple):
 
     E: Any  # exp(h L)
     E2: Any  # exp(h L / 2)
-    Q: Any  # h phi_1(h L / 2) / 2 ... in Kassam–Trefethen's notation Q = h ((e^{hL/2} - 1) / (hL))
+    Q: Any  # h (e^{hL/2} - 1) / (hL), Kassam–Trefethen's Q
     f1: Any
     f2: Any
     f3: Any
@@ -430,7 +430,8 @@ def solve_spectral(
     ny: int | None = None,
 ) -> SpectralSolution:
     """Solve ``problem`` spectrally on t = linspace(0, t_end, nt), x = linspace(x_min, x_max, nx)
-    (x_j = j L / nx for the periodic problem, whose initial data is the problem's u0 = 0 ...).
+    (both ends included). The periodic operator problem has random initial data: use
+    ``solve_periodic_burgers`` for it.
 
     Heat, Wave, Heat2D (ny defaults to nx): exact in time; Burgers: ETDRK4 with n_steps steps
     (default ~1e-10 accuracy) on n_modes periodic points (default resolves the front).
