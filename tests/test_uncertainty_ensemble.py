@@ -188,3 +188,37 @@ def test_bad_run_options_exit_2_with_one_line(tmp_path, capsys, extra, message):
 def test_output_must_be_netcdf(tmp_path, capsys):
     assert main(["run", "pinn", "--out", str(tmp_path / "p.txt")]) == 2
     assert ".nc" in capsys.readouterr().err
+
+
+SHARD_SCRIPT = """
+import jax, numpy as np
+from operators.models import FNOConfig
+from operators.train import OperatorData, TrainConfig
+from uncertainty.ensemble import member_mesh, train_fno_members
+assert len(jax.devices()) == 2
+rng = np.random.default_rng(0)
+a = rng.normal(size=(24, 16)).astype(np.float32)
+data = OperatorData(a[:16], 2 * a[:16], a[16:], 2 * a[16:])
+mcfg, tcfg = FNOConfig(modes=4, width=8, depth=1, proj_hidden=8), TrainConfig(epochs=2, batch_size=8)
+fits = [train_fno_members(data, mcfg, tcfg, members=2, key=jax.random.key(0), progress=False, shard=s)
+        for s in (False, True)]
+leaf = jax.tree.leaves(fits[1].params)[0]
+print(len(leaf.sharding.device_set), member_mesh(2) is not None)
+for x, y in zip(jax.tree.leaves(fits[0].params), jax.tree.leaves(fits[1].params)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+print("same")
+"""
+
+
+@pytest.mark.slow  # a fresh interpreter with 2 host devices: imports and compiles again
+def test_members_sharded_over_two_cpu_devices_train_like_unsharded():
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    out = subprocess.run(
+        [sys.executable, "-c", SHARD_SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["2", "True", "same"]  # members on 2 devices; same numbers

@@ -1,1 +1,83 @@
-"""uncertainty package."""
+"""Uncertainty for PINNs and FNOs: deep ensembles, MC dropout, calibration metrics,
+recalibration and calibration reports checked against exact solutions."""
+
+from uncertainty.dropout import fno_apply_channel_dropout, fno_dropout_draws, pinn_dropout_draws
+from uncertainty.ensemble import (
+    EnsembleFit,
+    fno_ensemble,
+    mixture_moments,
+    pinn_ensemble,
+    predict_fno_members,
+    predict_pinn_members,
+    train_fno_members,
+    train_pinn_members,
+)
+from uncertainty.metrics import (
+    METRICS,
+    all_metrics,
+    calibration_curve,
+    coverage,
+    crps,
+    crps_samples,
+    function_coverage,
+    interval_score,
+    mace,
+    miscalibration_area,
+    nll,
+    pit,
+    rmsce,
+    sharpness,
+)
+from uncertainty.noisy import Observations, noisy_observations, noisy_pinn_ensemble
+from uncertainty.recalibrate import (
+    fit_conformal,
+    fit_isotonic,
+    fit_sigma_scaling,
+    isotonic_fit,
+    recalibration_table,
+    split_calibration,
+)
+from uncertainty.report import check_prediction, make_report
+from uncertainty.run import generate_operator_data, run_fno, run_pinn
+
+__all__ = [
+    "METRICS",
+    "EnsembleFit",
+    "Observations",
+    "all_metrics",
+    "calibration_curve",
+    "check_prediction",
+    "coverage",
+    "crps",
+    "crps_samples",
+    "fit_conformal",
+    "fit_isotonic",
+    "fit_sigma_scaling",
+    "fno_apply_channel_dropout",
+    "fno_dropout_draws",
+    "fno_ensemble",
+    "function_coverage",
+    "generate_operator_data",
+    "interval_score",
+    "isotonic_fit",
+    "mace",
+    "make_report",
+    "miscalibration_area",
+    "mixture_moments",
+    "nll",
+    "noisy_observations",
+    "noisy_pinn_ensemble",
+    "pinn_dropout_draws",
+    "pinn_ensemble",
+    "pit",
+    "predict_fno_members",
+    "predict_pinn_members",
+    "recalibration_table",
+    "rmsce",
+    "run_fno",
+    "run_pinn",
+    "sharpness",
+    "split_calibration",
+    "train_fno_members",
+    "train_pinn_members",
+]

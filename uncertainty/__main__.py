@@ -168,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"uncertainty: error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:  # e.g. a diverged training: an internal failure, not bad input
+        print(f"uncertainty: failed: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
