@@ -240,8 +240,8 @@ def add_quantize(sub) -> argparse.ArgumentParser:
     p.add_argument("--model-path", default=None, help="MiniLM folder (default: the package's)")
     p.add_argument("--checkpoint", default=None, help="GPT checkpoint folder (default: train --preset briefly)")
     _add_preset(p, default="small")
-    p.add_argument("--train-steps", type=_positive_int, default=60,
-                   help="steps to train the GPT when no --checkpoint is given (default 60)")
+    p.add_argument("--train-steps", type=_positive_int, default=50,
+                   help="steps (batch 8) to train the GPT when no --checkpoint is given (default 50)")
     p.add_argument("--batch-size", type=_positive_int, default=12, help="sentences / sequences per timed batch")
     p.add_argument("--repeats", type=_positive_int, default=10, help="timed repetitions (default 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed warm-up calls (default 2)")
@@ -276,7 +276,7 @@ def run_quantize(args) -> int:
             info = {"model": f"gpt checkpoint {args.checkpoint}"}
         else:
             tr = train_gpt(GPT_PRESETS[args.preset], train, val_tokens=val, steps=args.train_steps,
-                           batch_size=16, lr=3e-3, seed=args.seed, progress=not args.no_progress)
+                           batch_size=8, lr=3e-3, seed=args.seed, progress=not args.no_progress)
             model = tr.model
             info = {"model": f"gpt-{args.preset} trained {args.train_steps} steps"}
         res = compare_gpt(model, val, schemes, warmup=args.warmup, repeats=args.repeats,
@@ -289,7 +289,7 @@ def run_quantize(args) -> int:
     for r in res:
         d = r.to_dict()
         lines.append(f"{r.scheme:<12} {r.size_bytes / 1e6:>8.2f} {r.size_ratio:>7.3f} {r.latency_p50_ms:>8.1f} "
-                     f"{r.latency_p95_ms:>8.1f} {r.latency_ratio:>6.2f} " + " ".join(f"{d[c]:>14.4f}" for c in cols))
+                     f"{r.latency_p95_ms:>8.1f} {r.latency_ratio:>6.2f} " + " ".join(f"{d[c]:>14.5f}" for c in cols))
     _emit(args, {**info, "threads": args.threads, "results": [r.to_dict() for r in res]}, "\n".join(lines))
     return 0
 
