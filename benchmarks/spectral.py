@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
 import time
 from pathlib import Path
@@ -171,7 +172,11 @@ def main() -> None:
     print("accuracy checks ...", flush=True)
     acc = accuracy_rows()
 
-    machine = f"{cpu_name()}, {platform.machine()}, 2-core CPU shared with other jobs (timings noisy; ratio measured side by side)"
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    machine = (
+        f"{cpu_name()}, {platform.machine()}, {os.cpu_count()}-core CPU shared with other jobs "
+        f"(load average at the end {load}: absolute times are noisy, the ratio is measured side by side)"
+    )
     lines = [
         "| solver | settings | rel. L2 at T=1 vs reference | time | samples/s |",
         "|---|---|---|---|---|",
