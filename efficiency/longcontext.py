@@ -121,7 +121,7 @@ class LongContextConfig:
     lengths: tuple[int, ...] = (96, 128, 155, 176, 208, 256, 384, 635)
     depths: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     trials: int = 20
-    latency_lengths: tuple[int, ...] = (80, 160, 320, 640)
+    latency_lengths: tuple[int, ...] = (80, 160, 320, 480, 640)
     repeats: int = 5
     task: PasskeyTask = field(default_factory=PasskeyTask)
 
@@ -288,7 +288,8 @@ def measure_scaling(model: GPT, lengths: tuple[int, ...], repeats: int = 5, prog
     """Latency and memory of one prompt against its length (batch 1).
 
     Per length: prefill time (median of `repeats`), one cached decode step's time
-    (median), the KV cache's bytes, and (memory=True) the peak RSS growth of the prefill,
+    (median), both as wall-clock and as process CPU time (with one thread the CPU time
+    counts the work, not the time other jobs held the cores), the KV cache's bytes, and (memory=True) the peak RSS growth of the prefill,
     measured in a fresh process by `prefill_peak_memory`.
     """
     from tqdm.auto import tqdm
@@ -297,20 +298,24 @@ def measure_scaling(model: GPT, lengths: tuple[int, ...], repeats: int = 5, prog
     rows = []
     for L in tqdm(lengths, desc="latency sweep", disable=not progress, leave=False):
         idx = torch.randint(0, model.config.vocab_size, (1, L), generator=gen)
-        pre, dec = [], []
+        pre, dec, pre_cpu, dec_cpu = [], [], [], []
         for _ in range(repeats):
             cache = model.new_cache(1, L)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             model(idx[:, :-1], cache=cache)
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             model(idx[:, -1:], cache=cache)
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.process_time()
             pre.append(t1 - t0)
             dec.append(t2 - t1)
+            pre_cpu.append(c1 - c0)
+            dec_cpu.append(c2 - c1)
         rows.append({
             "length": L,
             "prefill_s": float(np.median(pre)),
             "decode_step_s": float(np.median(dec)),
+            "prefill_cpu_s": float(np.median(pre_cpu)),
+            "decode_step_cpu_s": float(np.median(dec_cpu)),
             "kv_cache_bytes": cache.nbytes(),
             "prefill_peak_rss_growth_bytes": prefill_peak_memory(model.config, L) if memory else None,
         })
@@ -363,13 +368,18 @@ def plot_results(result: dict, out_dir: Path) -> list[Path]:
     L = np.array([r["length"] for r in sc])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     ax = axes[0]
-    ax.loglog(L, [r["prefill_s"] * 1e3 for r in sc], "o-", label=f"prefill (p = {result['prefill_exponent']:.2f})")
+    ax.loglog(L, [r["prefill_s"] * 1e3 for r in sc], "o-", label=f"prefill, wall (p = {result['prefill_exponent']:.2f})")
     ax.loglog(L, [r["decode_step_s"] * 1e3 for r in sc], "s-",
-              label=f"one cached decode step (p = {result['decode_exponent']:.2f})")
+              label=f"one cached decode step, wall (p = {result['decode_exponent']:.2f})")
+    if result.get("prefill_exponent_cpu_time") is not None:
+        ax.loglog(L, [max(r["prefill_cpu_s"], 1e-6) * 1e3 for r in sc], "o--",
+                  label=f"prefill, CPU time (p = {result['prefill_exponent_cpu_time']:.2f})")
+        ax.loglog(L, [max(r["decode_step_cpu_s"], 1e-6) * 1e3 for r in sc], "s--",
+                  label=f"decode step, CPU time (p = {result['decode_exponent_cpu_time']:.2f})")
     ax.set_xlabel("context length (tokens)")
     ax.set_ylabel("latency (ms)")
     ax.set_title("latency vs context length, batch 1")
-    ax.legend()
+    ax.legend(fontsize=7)
     ax = axes[1]
     ax.loglog(L, [r["kv_cache_bytes"] / 2**20 for r in sc], "o-", label="KV cache")
     mem = [(n, r["prefill_peak_rss_growth_bytes"]) for n, r in zip(L, sc, strict=True)
@@ -414,6 +424,11 @@ def run_longcontext(cfg: LongContextConfig, out_dir: str | Path | None = None, *
     L = [r["length"] for r in scaling]
     p_pre, _ = fit_power_law(L, [r["prefill_s"] for r in scaling])
     p_dec, _ = fit_power_law(L, [r["decode_step_s"] for r in scaling])
+    positive = [r for r in scaling if r["prefill_cpu_s"] > 0 and r["decode_step_cpu_s"] > 0]
+    p_pre_cpu = fit_power_law([r["length"] for r in positive], [r["prefill_cpu_s"] for r in positive])[0] \
+        if len(positive) >= 2 else None
+    p_dec_cpu = fit_power_law([r["length"] for r in positive], [r["decode_step_cpu_s"] for r in positive])[0] \
+        if len(positive) >= 2 else None
     conf = asdict(replace(cfg))
     tc = cfg.train_context - cfg.task.n_digits
     within = [i for i, n in enumerate(cfg.lengths) if n <= tc]
@@ -428,6 +443,8 @@ def run_longcontext(cfg: LongContextConfig, out_dir: str | Path | None = None, *
         "scaling": scaling,
         "prefill_exponent": p_pre,
         "decode_exponent": p_dec,
+        "prefill_exponent_cpu_time": p_pre_cpu,
+        "decode_exponent_cpu_time": p_dec_cpu,
         "eval_time_s": eval_s,
         "n_parameters": model.num_parameters(non_embedding=False),
         **summary,

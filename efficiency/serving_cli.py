@@ -259,14 +259,19 @@ def format_longcontext(res: dict) -> str:
         lines.append(f"| {n} | " + " | ".join(f"{a:.2f}" for a in row) + f" | {sum(row) / len(row):.2f} |")
     lines += ["", f"trained on lengths up to {res['config']['train_context'] - res['config']['task']['n_digits']} "
               f"tokens; accuracy within: {res['accuracy_within_trained']}, beyond: {res['accuracy_beyond_trained']}",
-              "", "| length | prefill (ms) | decode step (ms) | KV cache (KiB) | prefill peak RSS growth (MiB) |",
-              "|---|---|---|---|---|"]
+              "", "| length | prefill wall / CPU (ms) | decode step wall / CPU (ms) | KV cache (KiB) | "
+              "prefill peak RSS growth (MiB) |", "|---|---|---|---|---|"]
     for r in res["scaling"]:
         mem = r["prefill_peak_rss_growth_bytes"]
-        lines.append(f"| {r['length']} | {r['prefill_s'] * 1e3:.2f} | {r['decode_step_s'] * 1e3:.2f} | "
+        lines.append(f"| {r['length']} | {r['prefill_s'] * 1e3:.2f} / {r['prefill_cpu_s'] * 1e3:.2f} | "
+                     f"{r['decode_step_s'] * 1e3:.2f} / {r['decode_step_cpu_s'] * 1e3:.2f} | "
                      f"{r['kv_cache_bytes'] / 1024:.0f} | {'-' if mem is None else f'{mem / 2**20:.2f}'} |")
-    lines.append(f"fitted growth exponents (t ~ length^p): prefill p = {res['prefill_exponent']:.2f}, "
-                 f"decode step p = {res['decode_exponent']:.2f}")
+    cpu = res.get("prefill_exponent_cpu_time")
+    lines.append(f"fitted growth exponents (t ~ length^p): prefill p = {res['prefill_exponent']:.2f} (wall)"
+                 + ("" if cpu is None else f", {cpu:.2f} (CPU time)")
+                 + f"; decode step p = {res['decode_exponent']:.2f} (wall)"
+                 + ("" if res.get("decode_exponent_cpu_time") is None
+                    else f", {res['decode_exponent_cpu_time']:.2f} (CPU time)"))
     if res.get("plots"):
         lines.append("plots: " + ", ".join(res["plots"]))
     return "\n".join(lines)

@@ -80,6 +80,10 @@ def test_a_tiny_run_writes_results_heatmap_plots_and_the_model(tmp_path):
         assert (tmp_path / name).is_file()
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["accuracy"] == res["accuracy"] and np.isfinite(saved["prefill_exponent"])
+    from efficiency.serving_cli import format_longcontext
+
+    text = format_longcontext(res)
+    assert "passkey retrieval accuracy" in text and "| 150 |" in text and "prefill p =" in text
 
 
 def test_prefill_memory_probe_sees_at_least_the_kv_cache():
