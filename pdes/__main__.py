@@ -3,6 +3,7 @@
     python -m pdes solve {heat,wave,burgers,heat2d} --method {exact,spectral,pinn} [--out F.nc] [--plot F.png] [--json]
     python -m pdes compare A.nc B.nc [--var u] [--json]
     python -m pdes demo --out out
+    python -m pdes figures --out docs
 
 Exit codes: 0 success; 2 bad input (one line ``pdes: error: ...`` on stderr, no file left
 behind); 1 internal failure. Each subcommand is one ``add_*_parser`` + one ``cmd_*`` function,
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEMO_STEPS", "SUBCOMMANDS", "build_parser", "main"]
+__all__ = ["DEMO_STEPS", "FIGURE_STEPS", "SUBCOMMANDS", "build_parser", "main"]
 
 EQUATIONS = ("heat", "wave", "burgers", "heat2d")
 _PROBLEM_FLAGS = {"nu": "nu", "alpha": "alpha", "c": "c", "t_end": "t_end"}
@@ -414,9 +415,66 @@ def cmd_identify(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- figures
+
+
+def figures_solutions(out: Path) -> list[str]:
+    """Spectral solutions of the presets with their exact references: burgers/heat/wave/heat2d.png."""
+    from pdes.plotting import plot_solution
+    from pdes.solve import solve
+
+    paths = []
+    for name, kwargs in (("burgers", {}), ("heat", {"nx": 129, "nt": 101}), ("wave", {"nx": 129, "nt": 101}), ("heat2d", {"nx": 65, "nt": 11})):
+        ds = solve(name, method="spectral", **kwargs)
+        paths.append(str(plot_solution(ds, out / f"{name}.png", title=f"{name} preset: spectral vs exact")))
+    return paths
+
+
+def figures_convergence(out: Path) -> list[str]:
+    """Convergence of the references: spectral in modes, ETDRK4 in dt, Cole–Hopf in nodes."""
+    from pdes.convergence import cole_hopf_nodes_study, etdrk4_dt_study, spectral_modes_study
+    from pdes.plotting import plot_convergence
+
+    path = plot_convergence(spectral_modes_study(), etdrk4_dt_study(), cole_hopf_nodes_study(), out / "convergence.png")
+    return [str(path)]
+
+
+# Each figure step takes the output folder and returns the paths it wrote; later issues append theirs.
+FIGURE_STEPS: list[tuple[str, Callable[[Path], list[str]]]] = [
+    ("solutions", figures_solutions),
+    ("convergence", figures_convergence),
+]
+
+
+def add_figures_parser(sub: Any) -> None:
+    p = sub.add_parser("figures", help="write the README gallery figures", description="Write the gallery figures (PNG) into --out.")
+    p.add_argument("--out", default="docs", metavar="DIR", help="output folder (default: docs)")
+    p.add_argument("--only", action="append", choices=[name for name, _ in FIGURE_STEPS], help="run only these steps (repeatable)")
+    p.set_defaults(func=cmd_figures)
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out must be a folder, got the file {args.out!r}")
+    for name, step in FIGURE_STEPS:
+        if args.only and name not in args.only:
+            continue
+        print(f"figures: {name} ...", file=sys.stderr, flush=True)
+        for path in step(out):
+            print(f"wrote {path}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_solve_parser, add_compare_parser, add_demo_parser, add_identify_parser]
+SUBCOMMANDS: list[Callable[[Any], None]] = [
+    add_solve_parser,
+    add_compare_parser,
+    add_demo_parser,
+    add_identify_parser,
+    add_figures_parser,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

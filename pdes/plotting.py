@@ -20,6 +20,7 @@ from pdes.solution import _chmod_default
 
 __all__ = [
     "history_vars",
+    "plot_convergence",
     "plot_error",
     "plot_field",
     "plot_history",
@@ -64,7 +65,8 @@ def plot_error(ax: Any, ds: xr.Dataset, var: str = "u", ref: str = "u_true") -> 
     mesh = ax.pcolormesh(ds[h].values, ds[v].values, da.values, shading="auto", cmap="magma", norm=LogNorm(vmin=floor, vmax=vmax))
     ax.set_xlabel(h)
     ax.set_ylabel(v)
-    ax.set_title(f"|{var} - {ref}|")
+    suffix = f" at t = {float(ds.t[-1]):.3g}" if "y" in ds[var].dims else ""
+    ax.set_title(f"|{var} - {ref}|{suffix}")
     return mesh
 
 
@@ -85,7 +87,8 @@ def plot_slices(ax: Any, ds: xr.Dataset, times: Sequence[float] | None = None, v
             ax.plot(ds.x.values, ds[ref].isel(sel).values, color="k", ls="--", lw=0.8)
     ax.set_xlabel("x")
     ax.set_ylabel(var)
-    ax.set_title(f"slices ({ref} dashed)" if ref is not None and ref in ds else "slices")
+    where = f" at y = {float(ds.y[ds.sizes['y'] // 2]):.3g}" if "y" in ds[var].dims else ""
+    ax.set_title((f"slices ({ref} dashed)" if ref is not None and ref in ds else "slices") + where)
     ax.legend(fontsize="small")
 
 
@@ -157,6 +160,46 @@ def plot_solution(ds: xr.Dataset, path: str | os.PathLike[str], *, times: Sequen
             ax.set_visible(False)
         eq, method = ds.attrs.get("equation", "?"), ds.attrs.get("method", "?")
         fig.suptitle(title or f"{eq} ({method})")
+        fig.tight_layout()
+        return save_figure(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def plot_convergence(modes: dict[str, Any], dt: dict[str, Any], nodes: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Three panels from ``pdes.convergence``: spectral error vs modes (semilog), ETDRK4 error vs
+    dt (log-log, with a slope-4 guide), Cole–Hopf change vs Gauss–Hermite nodes (semilog)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    floor = 1e-17  # plot exact zeros at the bottom of the axis
+    fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.8))
+    try:
+        ax = axes[0]
+        for name in ("heat", "wave"):
+            ax.semilogy(modes["modes"], np.maximum(modes[name], floor), "o-", label=name)
+        ax.set_xlabel("Fourier modes (points of the odd-extended grid)")
+        ax.set_ylabel("rel. L2 error vs exact")
+        ax.set_title("spectral: exponential in modes")
+        ax.legend()
+        ax = axes[1]
+        ax.loglog(dt["dt"], dt["error"], "o-", label="ETDRK4")
+        guide = dt["error"][-1] * (dt["dt"] / dt["dt"][-1]) ** 4
+        ax.loglog(dt["dt"], guide, "k--", lw=0.8, label="slope 4")
+        ax.set_xlabel("dt")
+        from matplotlib.ticker import NullFormatter
+
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log axis overlap
+        ax.set_ylabel("rel. L2 error at t = 1")
+        ax.set_title("ETDRK4 on Burgers: fourth order")
+        ax.legend()
+        ax = axes[2]
+        ax.semilogy(nodes["nodes"], np.maximum(nodes["error"], floor), "o-")
+        ax.set_xlabel("Gauss–Hermite nodes")
+        ax.set_ylabel("max change vs 800 nodes")
+        ax.set_title("Cole–Hopf, nu = 0.01/pi")
         fig.tight_layout()
         return save_figure(fig, path)
     finally:

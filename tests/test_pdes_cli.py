@@ -148,3 +148,9 @@ def test_demo_writes_both_solutions_a_figure_and_a_table(tmp_path, capsys):
     assert spectral["rel_l2"] < 1e-8  # issue 2: the default spectral run agrees with Cole–Hopf
     exact = read_dataset(out_dir / "burgers_exact.nc")
     np.testing.assert_allclose(exact["u"].isel(t=0), -np.sin(np.pi * exact.x), atol=1e-15)
+
+
+def test_figures_convergence_writes_the_gallery_png(tmp_path, capsys):
+    code, out, err = run(["figures", "--out", tmp_path, "--only", "convergence"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "convergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "wrote" in out
