@@ -5,7 +5,8 @@ requests back to back until `requests` (per level) have been sent, so at most c
 requests are in flight and the run is bounded. Per level it reports time to first
 token, inter-token latency and end-to-end latency (p50 and p99, client side), tokens
 and requests per second, the error count, and the server's memory: the largest
-KV-cache size and the server process's peak RSS during the level (``POST /metrics/reset``
+KV-cache size, the server process's peak RSS, the server-side TTFT and inter-token
+quantiles and the mean decode batch during the level (``POST /metrics/reset``
 starts each level's window; ``GET /metrics`` reads it).
 """
 
@@ -82,6 +83,10 @@ class LevelResult:
     e2e_p99_s: float | None
     kv_cache_peak_bytes: int | None
     server_peak_rss_bytes: int | None
+    server_ttft_p50_s: float | None = None
+    server_itl_p50_s: float | None = None
+    server_itl_p99_s: float | None = None
+    server_mean_batch_rows: float | None = None
     error_examples: list[str] = field(default_factory=list)
 
 
@@ -141,7 +146,7 @@ async def _level(url: str, c: int, cfg: LoadConfig, rng: random.Random) -> Level
                        "stream": True})
     queue = list(reversed(bodies))
     results: list[dict] = []
-    kv_peak, rss_peak = None, None
+    kv_peak, rss_peak, server = None, None, {}
     limits = httpx.Limits(max_connections=c + 2, max_keepalive_connections=c + 2)
     async with httpx.AsyncClient(limits=limits, trust_env=False) as client:
         async def worker():
@@ -159,6 +164,8 @@ async def _level(url: str, c: int, cfg: LoadConfig, rng: random.Random) -> Level
         try:
             m = (await client.get(url + "/metrics", timeout=10)).json()
             kv_peak, rss_peak = m.get("kv_cache_peak_bytes"), m.get("process_peak_rss_bytes")
+            server = {"server_ttft_p50_s": m["ttft_s"]["p50"], "server_itl_p50_s": m["inter_token_s"]["p50"],
+                      "server_itl_p99_s": m["inter_token_s"]["p99"], "server_mean_batch_rows": m["mean_batch_rows"]}
         except Exception:  # memory numbers are best effort; the requests decide errors
             pass
     ok = [r for r in results if r["ok"]]
@@ -172,7 +179,7 @@ async def _level(url: str, c: int, cfg: LoadConfig, rng: random.Random) -> Level
         tokens_per_s=tokens / wall, requests_per_s=len(ok) / wall,
         ttft_p50_s=_q(ttft, 0.5), ttft_p99_s=_q(ttft, 0.99), itl_p50_s=_q(itl, 0.5), itl_p99_s=_q(itl, 0.99),
         e2e_p50_s=_q(e2e, 0.5), e2e_p99_s=_q(e2e, 0.99), kv_cache_peak_bytes=kv_peak,
-        server_peak_rss_bytes=rss_peak, error_examples=sorted(set(errors))[:3],
+        server_peak_rss_bytes=rss_peak, error_examples=sorted(set(errors))[:3], **server,
     )
 
 
@@ -222,15 +229,22 @@ def _fmt(v, scale=1.0, digits=1) -> str:
 
 
 def format_table(results: list[LevelResult]) -> str:
-    """A markdown table of the per-level numbers (latencies in ms, memory in MiB)."""
+    """A markdown table of the per-level numbers (latencies in ms, memory in MiB).
+
+    Client-side inter-token gaps include network batching (several lines can arrive in
+    one read); the server-side ones are the time between a request's tokens leaving
+    the decoder."""
     head = ("| concurrency | requests | errors | TTFT p50 / p99 (ms) | inter-token p50 / p99 (ms) | "
-            "end-to-end p50 / p99 (ms) | tokens/s | req/s | KV cache peak (MiB) | server peak RSS (MiB) |")
-    lines = [head, "|" + "---|" * 10]
+            "server inter-token p50 / p99 (ms) | end-to-end p50 / p99 (ms) | tokens/s | req/s | mean batch | "
+            "KV cache peak (MiB) | server peak RSS (MiB) |")
+    lines = [head, "|" + "---|" * 12]
     for r in results:
         lines.append(
             f"| {r.concurrency} | {r.requests} | {r.errors} | {_fmt(r.ttft_p50_s, 1e3)} / {_fmt(r.ttft_p99_s, 1e3)} | "
-            f"{_fmt(r.itl_p50_s, 1e3)} / {_fmt(r.itl_p99_s, 1e3)} | {_fmt(r.e2e_p50_s, 1e3, 0)} / "
+            f"{_fmt(r.itl_p50_s, 1e3)} / {_fmt(r.itl_p99_s, 1e3)} | "
+            f"{_fmt(r.server_itl_p50_s, 1e3)} / {_fmt(r.server_itl_p99_s, 1e3)} | {_fmt(r.e2e_p50_s, 1e3, 0)} / "
             f"{_fmt(r.e2e_p99_s, 1e3, 0)} | {r.tokens_per_s:.1f} | {r.requests_per_s:.2f} | "
+            f"{_fmt(r.server_mean_batch_rows, 1, 1)} | "
             f"{_fmt(r.kv_cache_peak_bytes, 2**-20, 2)} | {_fmt(r.server_peak_rss_bytes, 2**-20, 0)} |")
     return "\n".join(lines)
 

@@ -10,8 +10,8 @@ Endpoints (the contract of DESIGN.md section 3):
   ``"done": true`` and the summary fields.
 - ``GET /health``: 200 when the scheduler runs. ``GET /metrics``: counters, queue and
   batch state, KV-cache bytes, process memory and latency quantiles.
-  ``POST /metrics/reset`` starts new peak windows (KV cache, process peak RSS); the
-  load generator calls it before each concurrency level.
+  ``POST /metrics/reset`` starts new windows (latency quantiles, batch rows, KV-cache
+  and process peaks); the load generator calls it before each concurrency level.
 
 Errors: malformed JSON -> 400; wrong field types or values, unknown fields, prompt +
 max_new_tokens past the model's context -> 422; a prompt longer than the prompt limit ->
@@ -431,8 +431,13 @@ def create_app(model: GPT, config: ServiceConfig = ServiceConfig(), *, tokenizer
 
     @app.post("/metrics/reset")
     async def reset_peaks():
-        """Start new peak windows: KV-cache bytes and (Linux) the process's peak RSS."""
-        sched.metrics.kv_cache_peak_bytes = sched.metrics.kv_cache_bytes
+        """Start new windows: latency quantiles, batch rows, KV-cache peak and (Linux) the
+        process's peak RSS; counters keep counting."""
+        m = sched.metrics
+        with m.lock:
+            for d in (m.ttft, m.e2e, m.itl, m.batch_rows):
+                d.clear()
+        m.kv_cache_peak_bytes = m.kv_cache_bytes
         try:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")  # resets VmHWM to the current RSS
