@@ -228,6 +228,7 @@ python -m pdes solve heat --method spectral --alpha 0.05 --json
 python -m pdes solve wave --method exact --c 1.5 --t-end 2 --out out/wave.nc
 python -m pdes compare out/burgers_spectral.nc out/burgers_exact.nc      # rel. L2, max abs, per-time error
 python -m pdes demo --out out                                            # Burgers exact vs spectral, table + figure
+python -m pdes figures --out docs                                        # gallery: preset solutions + convergence.png
 ```
 
 ```python
