@@ -87,6 +87,8 @@ class LevelResult:
     server_itl_p50_s: float | None = None
     server_itl_p99_s: float | None = None
     server_mean_batch_rows: float | None = None
+    server_cpu_s: float | None = None
+    tokens_per_server_cpu_s: float | None = None
     error_examples: list[str] = field(default_factory=list)
 
 
@@ -154,8 +156,9 @@ async def _level(url: str, c: int, cfg: LoadConfig, rng: random.Random) -> Level
                 body = queue.pop()
                 results.append(await _one(client, url, body, cfg.timeout_s))
 
+        cpu0 = None
         try:  # new peak windows on the server for this level (best effort)
-            await client.post(url + "/metrics/reset", timeout=10)
+            cpu0 = (await client.post(url + "/metrics/reset", timeout=10)).json().get("process_cpu_s")
         except Exception:
             pass
         t0 = time.perf_counter()
@@ -166,6 +169,8 @@ async def _level(url: str, c: int, cfg: LoadConfig, rng: random.Random) -> Level
             kv_peak, rss_peak = m.get("kv_cache_peak_bytes"), m.get("process_peak_rss_bytes")
             server = {"server_ttft_p50_s": m["ttft_s"]["p50"], "server_itl_p50_s": m["inter_token_s"]["p50"],
                       "server_itl_p99_s": m["inter_token_s"]["p99"], "server_mean_batch_rows": m["mean_batch_rows"]}
+            if cpu0 is not None and m.get("process_cpu_s") is not None:
+                server["server_cpu_s"] = m["process_cpu_s"] - cpu0
         except Exception:  # memory numbers are best effort; the requests decide errors
             pass
     ok = [r for r in results if r["ok"]]
@@ -174,6 +179,8 @@ async def _level(url: str, c: int, cfg: LoadConfig, rng: random.Random) -> Level
     e2e = [r["e2e"] for r in ok]
     tokens = sum(len(r["stamps"]) for r in ok)
     errors = [r["error"] for r in results if not r["ok"]]
+    if server.get("server_cpu_s"):
+        server["tokens_per_server_cpu_s"] = tokens / server["server_cpu_s"]
     return LevelResult(
         concurrency=c, requests=n, ok=len(ok), errors=len(errors), wall_s=wall, tokens=tokens,
         tokens_per_s=tokens / wall, requests_per_s=len(ok) / wall,
@@ -233,7 +240,9 @@ def format_table(results: list[LevelResult]) -> str:
 
     Client-side inter-token gaps include network batching (several lines can arrive in
     one read); the server-side ones are the time between a request's tokens leaving
-    the decoder."""
+    the decoder. Tokens per server CPU-second divides by the CPU time the server process
+    used during the level: on a shared machine it measures the work per token, which
+    wall-clock tokens/s mixes with the time other jobs held the cores."""
     head = ("| concurrency | requests | errors | TTFT p50 / p99 (ms) | inter-token p50 / p99 (ms) | "
             "server inter-token p50 / p99 (ms) | end-to-end p50 / p99 (ms) | tokens/s | req/s | mean batch | "
             "KV cache peak (MiB) | server peak RSS (MiB) |")
@@ -243,7 +252,8 @@ def format_table(results: list[LevelResult]) -> str:
             f"| {r.concurrency} | {r.requests} | {r.errors} | {_fmt(r.ttft_p50_s, 1e3)} / {_fmt(r.ttft_p99_s, 1e3)} | "
             f"{_fmt(r.itl_p50_s, 1e3)} / {_fmt(r.itl_p99_s, 1e3)} | "
             f"{_fmt(r.server_itl_p50_s, 1e3)} / {_fmt(r.server_itl_p99_s, 1e3)} | {_fmt(r.e2e_p50_s, 1e3, 0)} / "
-            f"{_fmt(r.e2e_p99_s, 1e3, 0)} | {r.tokens_per_s:.1f} | {r.requests_per_s:.2f} | "
+            f"{_fmt(r.e2e_p99_s, 1e3, 0)} | {r.tokens_per_s:.1f} | {_fmt(r.tokens_per_server_cpu_s)} | "
+            f"{r.requests_per_s:.2f} | "
             f"{_fmt(r.server_mean_batch_rows, 1, 1)} | "
             f"{_fmt(r.kv_cache_peak_bytes, 2**-20, 2)} | {_fmt(r.server_peak_rss_bytes, 2**-20, 0)} |")
     return "\n".join(lines)

@@ -390,6 +390,7 @@ class Scheduler:
             "kv_cache_peak_bytes": m.kv_cache_peak_bytes,
             "process_rss_bytes": _proc_status("VmRSS"),
             "process_peak_rss_bytes": _proc_status("VmHWM"),
+            "process_cpu_s": time.process_time(),
             "ttft_s": _quantiles(ttft),
             "inter_token_s": _quantiles(itl),
             "e2e_s": _quantiles(e2e),
@@ -444,7 +445,7 @@ def create_app(model: GPT, config: ServiceConfig = ServiceConfig(), *, tokenizer
         except OSError:
             pass
         return {"kv_cache_peak_bytes": sched.metrics.kv_cache_peak_bytes,
-                "process_peak_rss_bytes": _proc_status("VmHWM")}
+                "process_peak_rss_bytes": _proc_status("VmHWM"), "process_cpu_s": time.process_time()}
 
     @app.post("/generate")
     async def generate(request: Request):

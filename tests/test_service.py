@@ -171,7 +171,7 @@ def test_load_generator_reports_every_level_without_errors(server):
         assert 0 < lv.ttft_p50_s <= lv.e2e_p99_s and lv.itl_p50_s > 0 and lv.tokens_per_s > 0
         assert lv.kv_cache_peak_bytes > 0 and lv.server_peak_rss_bytes > 0
     assert "| 4 | 4 | 0 |" in format_table(levels)
-    assert all(lv.server_itl_p50_s > 0 and lv.server_mean_batch_rows >= 1 for lv in levels)
+    assert all(lv.server_itl_p50_s > 0 and lv.server_mean_batch_rows >= 1 and lv.server_cpu_s > 0 for lv in levels)
 
 
 @pytest.mark.parametrize("url", ["http://8.8.8.8:80", "https://127.0.0.1:1", "127.0.0.1:80"])
