@@ -11,7 +11,7 @@ Each measurement alternates the variants (A B A B ...) and keeps the median, so 
 from other jobs hits both alike.
 
     python benchmarks/generation.py [--threads 1] [--repeats 3] [--parts cache,batching,int8]
-                                    [--json OUT.json] [--quick]
+                                    [--checkpoint DIR] [--json OUT.json] [--quick]
 """
 
 from __future__ import annotations
@@ -109,8 +109,8 @@ def teacher_forced(model: GPT, windows: torch.Tensor) -> tuple[torch.Tensor, flo
     return logits.argmax(-1), float(loss)
 
 
-def bench_int8(repeats: int) -> dict:
-    fp32, info = load_model(None, progress=True)
+def bench_int8(repeats: int, checkpoint: str | None = None) -> dict:
+    fp32, info = load_model(checkpoint, progress=True)
     from efficiency.quantize import quantize_gpt, state_bytes
 
     models = {"fp32": fp32, "int8-weight-only": quantize_gpt(fp32, "weight-only"),
@@ -165,7 +165,7 @@ def markdown(res: dict) -> str:
               f"| speedup (CPU time) | {b['speedup_cpu_time']:.1f}x |",
               f"| requests whose greedy tokens match | {b['requests_with_identical_greedy_tokens']}/{b['requests']} |"]
     if "int8" in res:
-        lines += ["", "### INT8 vs FP32 (default small model, 64 new tokens, greedy)", "",
+        lines += ["", f"### INT8 vs FP32 ({res['int8']['model']}, 64 new tokens, greedy)", "",
                   "| scheme | model bytes | tokens/s batch 1 | tokens/s batch 16 | val loss (nats) | "
                   "top-1 agreement (teacher forced) | identical greedy sequences (of 16) | mean tokens before divergence |",
                   "|---|---|---|---|---|---|---|---|"]
@@ -184,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="64/128 new tokens, no INT8 part (smoke run)")
     ap.add_argument("--parts", default="cache,batching,int8",
                     help="comma-separated parts to run (default cache,batching,int8; int8 needs the default model)")
+    ap.add_argument("--checkpoint", help="GPT checkpoint for the INT8 part (default: the default model)")
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = ap.parse_args(argv)
     if args.threads < 1 or args.repeats < 1:
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     if "batching" in parts:
         res["batching"] = bench_batching(args.repeats, new_tokens=16 if args.quick else 64)
     if "int8" in parts and not args.quick:
-        res["int8"] = bench_int8(args.repeats)
+        res["int8"] = bench_int8(args.repeats, args.checkpoint)
     print(markdown(res))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
