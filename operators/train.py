@@ -397,11 +397,11 @@ def train_fno(
             if not math.isfinite(train_loss):
                 raise RuntimeError(f"training diverged at epoch {epoch + 1} (loss {train_loss})")
             history.append(rec)
-            callback(rec)
             if out is not None and ((epoch + 1) % tcfg.checkpoint_every == 0 or last):
                 nnx.update(model, jax.device_get(params))
                 save_checkpoint(out, model, jax.device_get(opt_state), run_config=run_config,
                                 epoch=epoch + 1, history=history)
+            callback(rec)
     finally:
         if close is not None:
             close()
