@@ -244,9 +244,9 @@ def format_table(results: list[LevelResult]) -> str:
     used during the level: on a shared machine it measures the work per token, which
     wall-clock tokens/s mixes with the time other jobs held the cores."""
     head = ("| concurrency | requests | errors | TTFT p50 / p99 (ms) | inter-token p50 / p99 (ms) | "
-            "server inter-token p50 / p99 (ms) | end-to-end p50 / p99 (ms) | tokens/s | req/s | mean batch | "
-            "KV cache peak (MiB) | server peak RSS (MiB) |")
-    lines = [head, "|" + "---|" * 12]
+            "server inter-token p50 / p99 (ms) | end-to-end p50 / p99 (ms) | tokens/s | tokens per server CPU-s | "
+            "req/s | mean batch | KV cache peak (MiB) | server peak RSS (MiB) |")
+    lines = [head, "|" + "---|" * 13]
     for r in results:
         lines.append(
             f"| {r.concurrency} | {r.requests} | {r.errors} | {_fmt(r.ttft_p50_s, 1e3)} / {_fmt(r.ttft_p99_s, 1e3)} | "
