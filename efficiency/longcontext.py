@@ -401,6 +401,7 @@ def _write_json_atomic(path: Path, obj: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(obj, f, indent=2)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; results are meant to be read
     os.replace(tmp, path)
 
 
