@@ -138,3 +138,15 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     for (name, pa), pb in zip(a.named_parameters(), b.parameters(), strict=True):
         # recomputation repeats the same float64 operations: equal up to rounding
         torch.testing.assert_close(pb.grad, pa.grad, rtol=0, atol=1e-13, msg=name)
+
+
+def test_cache_select_keeps_decoding_the_chosen_rows():
+    m = _model()
+    x = torch.randint(0, 11, (3, 8), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        ref = m(x[1:2])                                   # row 1 alone, no cache
+        cache = m.new_cache(3, 8)
+        m(x[:, :5], cache=cache)
+        sub = cache.select([1])                           # drop rows 0 and 2
+        out = torch.cat([m(x[1:2, i:i + 1], cache=sub) for i in range(5, 8)], dim=1)
+    torch.testing.assert_close(out, ref[:, 5:], rtol=0, atol=1e-12)   # float64 rounding
