@@ -21,7 +21,7 @@ Design (what other modules rely on):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -77,7 +77,7 @@ class GPTConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> GPTConfig:
-        known = {f for f in cls.__dataclass_fields__}
+        known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown GPTConfig fields: {sorted(unknown)}")
@@ -109,7 +109,6 @@ class KVCache:
     valid: torch.Tensor
     lengths: torch.Tensor
     pos: int = 0
-    _keep: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def allocate(cls, config: GPTConfig, batch_size: int, max_len: int | None = None, *,
