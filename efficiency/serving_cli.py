@@ -127,11 +127,16 @@ def add_serve_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_serve(args) -> int:
-    from efficiency.service import create_app, load_model, serve
+    from efficiency.service import _check_loopback, create_app, load_model, serve
 
     _threads(args)
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be in [0, 65535], got {args.port}")
+    try:
+        _check_loopback(args.host)
+    except ValueError:
+        print(f"efficiency serve: warning: --host {args.host} is not a loopback address; the service has "
+              "no authentication", file=sys.stderr)
     cfg = _service_config(args)
     model, info = load_model(args.checkpoint, int8=args.int8, progress=not args.no_progress)
     info = {k: v for k, v in info.items() if k != "corpus"}
@@ -161,14 +166,23 @@ def add_loadtest_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_loadtest(args) -> int:
-    from efficiency.loadtest import LoadConfig, format_table, results_json, run_loadtest, start_server_process
+    from efficiency.loadtest import (
+        LoadConfig,
+        check_loopback_url,
+        format_table,
+        results_json,
+        run_loadtest,
+        start_server_process,
+    )
 
     cfg = LoadConfig(levels=tuple(args.concurrency), requests=args.requests, max_new_tokens=args.max_new_tokens,
                      prompt_tokens=args.prompt_tokens, temperature=args.temperature)
     if args.out is not None and args.out.suffix not in (".md", ".json"):
         raise ValueError(f"--out must end in .md or .json, got {str(args.out)!r}")
     proc, url, extra = None, args.url, {}
-    if url is None:
+    if url is not None:
+        url = check_loopback_url(url)  # before any request leaves this process
+    else:
         flags = ["--max-batch-size", str(args.max_batch_size), "--max-queue", str(args.max_queue),
                  "--timeout", str(args.timeout)]
         if args.checkpoint:
@@ -183,8 +197,13 @@ def cmd_loadtest(args) -> int:
     try:
         import httpx
 
-        health = httpx.get(url + "/health", timeout=10, trust_env=False).json()
-        extra["model"] = health.get("model")
+        try:
+            health = httpx.get(url + "/health", timeout=10, trust_env=False)
+        except httpx.HTTPError as err:
+            raise ValueError(f"cannot reach {url}/health: {err}") from None
+        if health.status_code != 200:
+            raise ValueError(f"{url}/health answered {health.status_code}; is the service running?")
+        extra["model"] = health.json().get("model")
         results = run_loadtest(url, cfg, progress=not args.no_progress)
     finally:
         if proc is not None:

@@ -180,3 +180,18 @@ def test_load_generator_refuses_anything_but_loopback_http(url):
 
     with pytest.raises(ValueError):
         check_loopback_url(url)
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [(["serve", "--port", "70000"], "--port"),
+     (["serve", "--max-batch-size", "0"], "max_batch_size"),
+     (["loadtest", "--url", "http://8.8.8.8:80"], "loopback"),
+     (["loadtest", "--url", "http://127.0.0.1:1", "--concurrency", "0"], "concurrency")],
+)
+def test_cli_rejects_bad_service_flags_with_exit_code_2(argv, words, capsys):
+    from efficiency.__main__ import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("efficiency: error:") and words in err
