@@ -206,6 +206,10 @@ class Scheduler:
     # ------------------------------------------------------------------ requests
     def parse(self, body: bytes) -> tuple[list[int], SamplingParams, bool]:
         """Validate a /generate body; raises RequestError(4xx) naming the bad field."""
+        # an escaped control character spends 6 JSON bytes on a 1-byte token (the worst case)
+        limit = 4096 + 12 * self.max_prompt
+        if len(body) > limit:
+            raise RequestError(413, f"request body of {len(body)} bytes exceeds {limit} bytes")
         try:
             data = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:

@@ -128,6 +128,7 @@ def test_streaming_sends_one_json_line_per_token_then_a_summary(server):
         (json.dumps({"prompt": "hi", "stream": "yes"}).encode(), 422, "'stream'"),
         (json.dumps({"prompt": "hi", "color": "red"}).encode(), 422, "unknown field"),
         (json.dumps({"prompt": "x" * 200}).encode(), 413, "the limit is 63"),
+        (json.dumps({"prompt": "x" * 20_000}).encode(), 413, "exceeds"),
         (json.dumps({"prompt": "x" * 40, "max_new_tokens": 40}).encode(), 422, "exceed the model's context"),
     ],
 )
