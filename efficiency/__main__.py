@@ -6,8 +6,8 @@ those builders: another module adds a subcommand with one entry, e.g.
 ``SUBCOMMANDS["generate"] = efficiency.generate.add_parser``.
 
 Timings default to ``--threads 1``: on a small machine shared with other jobs, two
-OpenMP threads that wait on each other at every barrier were measured 7x slower than
-one (MiniLM forward, 2 vs 1 thread, load average ~10 on 2 cores).
+OpenMP threads that wait on each other at every barrier were measured 7-10x slower
+than one (MiniLM forward, 2 vs 1 thread, load average 10-25 on 2 cores).
 """
 
 from __future__ import annotations
@@ -61,6 +61,22 @@ def _add_common(p: argparse.ArgumentParser, *, device: bool = True) -> None:
 def _add_preset(p: argparse.ArgumentParser, default: str = "small") -> None:
     from efficiency.gpt import GPT_PRESETS
     p.add_argument("--preset", default=default, choices=sorted(GPT_PRESETS), help=f"GPT size (default {default})")
+
+
+def _add_model(p: argparse.ArgumentParser, default: str = "small", *, weights: bool = True) -> None:
+    _add_preset(p, default)
+    what = "its config and weights" if weights else "its config (width, heads, vocabulary; depth and context are swept)"
+    p.add_argument("--checkpoint", default=None, help=f"a saved GPT folder: use {what} instead of --preset")
+
+
+def _model_from(args):
+    """(config, state dict or None) from --checkpoint, else the preset's config."""
+    from efficiency.gpt import GPT_PRESETS
+    if getattr(args, "checkpoint", None):
+        from efficiency.train import load_checkpoint
+        m = load_checkpoint(args.checkpoint)
+        return m.config, m.state_dict()
+    return GPT_PRESETS[args.preset], None
 
 
 def _corpus(args):
@@ -128,7 +144,7 @@ def add_amp(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("amp", help="FP32 vs autocast training: step time, peak memory, loss curves",
                        description="Train the same GPT side by side in FP32 and under torch.autocast "
                                    "(bf16 on CPU; fp16 + GradScaler on CUDA).")
-    _add_preset(p)
+    _add_model(p)
     p.add_argument("--dtype", default=None, help="autocast dtype: bf16 or fp16 (default bf16 on CPU, fp16 on CUDA)")
     p.add_argument("--steps", type=_positive_int, default=20, help="training steps per dtype (default 20)")
     p.add_argument("--batch-size", type=_positive_int, default=8)
@@ -143,19 +159,19 @@ def add_amp(sub) -> argparse.ArgumentParser:
 
 def run_amp(args) -> int:
     from efficiency.amp import compare_amp, format_amp, plot_amp
-    from efficiency.gpt import GPT_PRESETS
     from efficiency.train import dtype_name, parse_dtype, resolve_device
     dev = resolve_device(args.device)
     low = parse_dtype(args.dtype if args.dtype else ("fp16" if dev.type == "cuda" else "bf16"))
     if low is None:
         raise ValueError(f"--dtype {args.dtype!r} is fp32; choose bf16 or fp16 to compare against fp32")
-    cfg = GPT_PRESETS[args.preset]
+    cfg, state = _model_from(args)
     res = compare_amp(cfg, _corpus(args).tokens, dtypes=("fp32", dtype_name(low)), steps=args.steps,
                       batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr, device=dev, seed=args.seed,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, init_state=state)
     if args.plot:
         plot_amp(res, args.plot)
-    out = {"preset": args.preset, "device": str(dev), "results": [r.to_dict() for r in res],
+    out = {"preset": args.preset, "checkpoint": args.checkpoint, "device": str(dev),
+           "results": [r.to_dict() for r in res],
            "step_time_ratio": res[1].step_time_s / res[0].step_time_s,
            "peak_memory_ratio": res[1].peak_step_bytes / max(res[0].peak_step_bytes, 1), "plot": args.plot}
     _emit(args, out, format_amp(res) + (f"\nplot: {args.plot}" if args.plot else ""))
@@ -167,7 +183,7 @@ def add_checkpoint(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("checkpoint", help="gradient checkpointing: peak memory and step time over depth x length",
                        description="Train steps with and without torch.utils.checkpoint (use_reentrant=False) "
                                    "per block, over a sweep of depth and sequence length.")
-    _add_preset(p)
+    _add_model(p, weights=False)
     p.add_argument("--depths", type=_int_list, default=(2, 4), help="comma-separated layer counts (default 2,4)")
     p.add_argument("--seq-lens", type=_int_list, default=(64, 128, 256),
                    help="comma-separated sequence lengths (default 64,128,256); the context grows to fit")
@@ -182,15 +198,15 @@ def add_checkpoint(sub) -> argparse.ArgumentParser:
 
 def run_checkpoint(args) -> int:
     from efficiency.checkpointing import format_checkpointing, plot_checkpointing, sweep_checkpointing
-    from efficiency.gpt import GPT_PRESETS
     from efficiency.train import resolve_device
     dev = resolve_device(args.device)
-    pts = sweep_checkpointing(GPT_PRESETS[args.preset], _corpus(args).tokens, depths=args.depths,
+    pts = sweep_checkpointing(_model_from(args)[0], _corpus(args).tokens, depths=args.depths,
                               seq_lens=args.seq_lens, batch_size=args.batch_size, steps=args.steps, device=dev,
                               seed=args.seed, progress=not args.no_progress)
     if args.plot:
         plot_checkpointing(pts, args.plot)
-    out = {"preset": args.preset, "device": str(dev), "points": [p.to_dict() for p in pts], "plot": args.plot}
+    out = {"preset": args.preset, "checkpoint": args.checkpoint, "device": str(dev),
+           "points": [p.to_dict() for p in pts], "plot": args.plot}
     _emit(args, out, format_checkpointing(pts, str(dev)) + (f"\nplot: {args.plot}" if args.plot else ""))
     return 0
 
@@ -200,7 +216,7 @@ def add_profile(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("profile", help="torch.profiler over a few training steps: report + Chrome trace",
                        description="Slowest operators by self time, memory by operator, synchronization "
                                    "overhead, and a Chrome trace.")
-    _add_preset(p)
+    _add_model(p)
     p.add_argument("--batch-size", type=_positive_int, default=8)
     p.add_argument("--seq-len", type=_positive_int, default=None, help="tokens per sequence (default: context)")
     p.add_argument("--wait", type=int, default=1, help="schedule: steps skipped (default 1)")
@@ -215,14 +231,15 @@ def add_profile(sub) -> argparse.ArgumentParser:
 
 
 def run_profile(args) -> int:
-    from efficiency.gpt import GPT_PRESETS
     from efficiency.profiling import format_profile, profile_training, write_profile_report
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {args.out!r} exists and is not a folder")
-    r = profile_training(GPT_PRESETS[args.preset], _corpus(args).tokens, batch_size=args.batch_size,
+    cfg, state = _model_from(args)
+    r = profile_training(cfg, _corpus(args).tokens, batch_size=args.batch_size,
                          seq_len=args.seq_len, wait=args.wait, warmup=args.warmup, active=args.active,
-                         device=args.device, seed=args.seed, trace_path=out / "trace.json", top=args.top)
+                         device=args.device, seed=args.seed, trace_path=out / "trace.json", top=args.top,
+                         init_state=state)
     files = write_profile_report(r, out)
     _emit(args, {**r.to_dict(), **files}, format_profile(r) + f"\nreport: {files['report_md']}")
     return 0

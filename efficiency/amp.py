@@ -87,8 +87,11 @@ class AmpResult:
 def compare_amp(config: GPTConfig, tokens: torch.Tensor, *, dtypes: tuple[str, ...] = ("fp32", "bf16"),
                 steps: int = 20, batch_size: int = 8, seq_len: int | None = None, lr: float = 1e-3,
                 device: str | torch.device = "cpu", seed: int = 0, gradient_checkpointing: bool = False,
-                progress: bool = True) -> list[AmpResult]:
+                progress: bool = True, init_state: dict | None = None) -> list[AmpResult]:
     """Train one model per dtype side by side; return step times, peak memory, loss curves.
+
+    All models start from ``init_state`` (a GPT state dict, e.g. a checkpoint's) if given,
+    else from a fresh initialisation with ``seed``.
 
     Step 1 (after the warm-up step 0, which also allocates the optimizer state) is run
     under the memory measurement and excluded from the timings; steps 2.. are timed.
@@ -104,6 +107,8 @@ def compare_amp(config: GPTConfig, tokens: torch.Tensor, *, dtypes: tuple[str, .
         pass  # allowed: CPU autocast supports fp16, with a GradScaler("cpu")
     torch.manual_seed(seed)
     base = GPT(config, gradient_checkpointing=gradient_checkpointing)
+    if init_state is not None:
+        base.load_state_dict(init_state)
     gen = torch.Generator().manual_seed(seed + 1)
     data = [get_batch(tokens, batch_size, seq_len, gen, dev) for _ in range(steps)]
     runs = []

@@ -74,8 +74,10 @@ def _atomic_trace(prof, path: Path) -> None:
 
 def profile_training(config: GPTConfig, tokens: torch.Tensor, *, batch_size: int = 8, seq_len: int | None = None,
                      wait: int = 1, warmup: int = 1, active: int = 3, device: str | torch.device = "cpu",
-                     seed: int = 0, trace_path: str | Path | None = None, top: int = 10) -> ProfileReport:
-    """Profile ``wait + warmup + active`` training steps of a fresh GPT; see the module docstring."""
+                     seed: int = 0, trace_path: str | Path | None = None, top: int = 10,
+                     init_state: dict | None = None) -> ProfileReport:
+    """Profile ``wait + warmup + active`` training steps of a GPT (fresh, or from the state
+    dict ``init_state``); see the module docstring."""
     dev = resolve_device(device)
     seq_len = config.context if seq_len is None else seq_len
     if not 1 <= seq_len <= config.context:
@@ -83,7 +85,10 @@ def profile_training(config: GPTConfig, tokens: torch.Tensor, *, batch_size: int
     if active < 1 or wait < 0 or warmup < 0:
         raise ValueError(f"need active >= 1 and wait, warmup >= 0, got {wait}, {warmup}, {active}")
     torch.manual_seed(seed)
-    model = GPT(config).to(dev)
+    model = GPT(config)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    model = model.to(dev)
     step = make_train_step(model, device=dev)
     gen = torch.Generator().manual_seed(seed + 1)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])

@@ -61,3 +61,19 @@ def test_profile_command_writes_report_and_trace(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert {p.name for p in tmp_path.iterdir()} == {"report.md", "report.json", "trace.json"}
     assert out["sync"]["item_calls_by_phase"]["log_loss"] == 1
+
+
+def test_amp_starts_from_a_saved_checkpoint(tmp_path, capsys):
+    from efficiency.gpt import GPT, GPTConfig
+    from efficiency.train import save_checkpoint
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(context=16, n_layer=1, n_head=2, d_model=16))
+    with torch.no_grad():
+        m.lm_head.weight.zero_()        # tied table = 0: every logit is 0, first loss exactly ln 256
+    save_checkpoint(m, tmp_path / "ck")
+    rc = main(["amp", "--checkpoint", str(tmp_path / "ck"), "--steps", "4", "--batch-size", "2",
+               "--corpus-bytes", "5000", "--no-progress", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    first = out["results"][0]["losses"][0]
+    assert abs(first - 5.545177444479562) < 1e-5    # ln 256; float32 cross entropy
