@@ -127,7 +127,9 @@ def bench_int8(repeats: int, checkpoint: str | None = None) -> dict:
     one = [prompts[0]]
     out = {"model": {k: v for k, v in info.items() if k != "corpus"}, "schemes": {}}
     t1 = alternate({k: (lambda m=m: generate(m, one, p)) for k, m in models.items()}, repeats)
+    c1 = dict(CPU_TIMES)
     t16 = alternate({k: (lambda m=m: generate(m, prompts, p)) for k, m in models.items()}, repeats)
+    c16 = dict(CPU_TIMES)
     for k, m in models.items():
         tf, loss = teacher_forced(m, windows)
         gen = [r.tokens for r in generate(m, prompts, p)]
@@ -139,6 +141,8 @@ def bench_int8(repeats: int, checkpoint: str | None = None) -> dict:
             "model_bytes": state_bytes(m),
             "decode_tokens_per_s_batch1": 64 / t1[k],
             "decode_tokens_per_s_batch16": 16 * 64 / t16[k],
+            "decode_tokens_per_cpu_s_batch1": 64 / c1[k],
+            "decode_tokens_per_cpu_s_batch16": 16 * 64 / c16[k],
             "val_loss_nats": loss,
             "teacher_forced_top1_agreement": float((tf == ref_tf).float().mean()),
             "greedy_identical_sequences": sum(x == len(gen[0]) for x in prefix),
@@ -149,9 +153,10 @@ def bench_int8(repeats: int, checkpoint: str | None = None) -> dict:
 
 
 def markdown(res: dict) -> str:
-    lines = ["### KV cache vs recompute (batch 1, 16-token prompt, greedy)", "",
-             "| new tokens | cache tokens/s | recompute tokens/s | speedup (wall) | speedup (CPU time) | same tokens |",
-             "|---|---|---|---|---|---|"]
+    lines = [] if "cache" not in res else [
+        "### KV cache vs recompute (batch 1, 16-token prompt, greedy)", "",
+        "| new tokens | cache tokens/s | recompute tokens/s | speedup (wall) | speedup (CPU time) | same tokens |",
+        "|---|---|---|---|---|---|"]
     for r in res.get("cache", []):
         lines.append(f"| {r['new_tokens']} | {r['cache_tokens_per_s']:.1f} | {r['recompute_tokens_per_s']:.1f} | "
                      f"{r['speedup']:.1f}x | {r['speedup_cpu_time']:.1f}x | {r['same_tokens']} |")
@@ -165,13 +170,16 @@ def markdown(res: dict) -> str:
               f"| speedup (CPU time) | {b['speedup_cpu_time']:.1f}x |",
               f"| requests whose greedy tokens match | {b['requests_with_identical_greedy_tokens']}/{b['requests']} |"]
     if "int8" in res:
-        lines += ["", f"### INT8 vs FP32 ({res['int8']['model']}, 64 new tokens, greedy)", "",
-                  "| scheme | model bytes | tokens/s batch 1 | tokens/s batch 16 | val loss (nats) | "
-                  "top-1 agreement (teacher forced) | identical greedy sequences (of 16) | mean tokens before divergence |",
+        name = res["int8"]["model"].get("checkpoint", "default model")
+        lines += ["", f"### INT8 vs FP32 ({name}, 32-token prompts, 64 new tokens, greedy)", "",
+                  "| scheme | model bytes | tokens/s batch 1 (wall / CPU) | tokens/s batch 16 (wall / CPU) | "
+                  "val loss (nats) | top-1 agreement (teacher forced) | identical greedy sequences (of 16) | "
+                  "mean tokens before divergence |",
                   "|---|---|---|---|---|---|---|---|"]
         for k, s in res["int8"]["schemes"].items():
-            lines.append(f"| {k} | {s['model_bytes']:,} | {s['decode_tokens_per_s_batch1']:.1f} | "
-                         f"{s['decode_tokens_per_s_batch16']:.1f} | {s['val_loss_nats']:.4f} | "
+            lines.append(f"| {k} | {s['model_bytes']:,} | {s['decode_tokens_per_s_batch1']:.1f} / "
+                         f"{s['decode_tokens_per_cpu_s_batch1']:.1f} | {s['decode_tokens_per_s_batch16']:.1f} / "
+                         f"{s['decode_tokens_per_cpu_s_batch16']:.1f} | {s['val_loss_nats']:.4f} | "
                          f"{s['teacher_forced_top1_agreement']:.4f} | {s['greedy_identical_sequences']} | "
                          f"{s['greedy_mean_tokens_before_divergence']:.1f} |")
     return "\n".join(lines)
