@@ -56,14 +56,28 @@ def slow_server():
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = SlowGPT(CFG).eval()
-    cfg = ServiceConfig(max_batch_size=1, max_queue=1, request_timeout_s=0.6)
+    cfg = ServiceConfig(max_batch_size=1, max_queue=1, request_timeout_s=1.5)
     handle = start_server(create_app(model, cfg), "127.0.0.1", 0)
     yield handle
     handle.stop()
 
 
+_CLIENT: list[httpx.Client] = []
+
+
 def post(url, body, **kw):
-    return httpx.post(url + "/generate", json=body, timeout=60, trust_env=False, **kw)
+    # one pooled client: a fresh httpx.Client per call builds an SSL context (tens of ms of
+    # CPU), which on a busy machine spreads "simultaneous" requests apart
+    if not _CLIENT:
+        _CLIENT.append(httpx.Client(timeout=60, trust_env=False, limits=httpx.Limits(max_connections=20)))
+    return _CLIENT[0].post(url + "/generate", json=body, **kw)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def close_client():
+    yield
+    while _CLIENT:
+        _CLIENT.pop().close()
 
 
 def test_server_listens_on_loopback_and_reports_health(server):
@@ -144,9 +158,11 @@ def test_bad_requests_get_a_4xx_with_a_clear_message_and_the_server_keeps_servin
 
 def test_full_queue_gets_503_and_slow_requests_time_out_with_504(slow_server):
     url = slow_server.url
-    # batch 1 + queue 1: of 4 simultaneous 50-token requests (~1.5 s each at 30 ms a step),
-    # one runs, one waits, two are turned away; the 0.6 s timeout ends the first two.
-    body = {"prompt": "abc", "max_new_tokens": 50}
+    # batch 1 + queue 1: of 4 simultaneous 60-token requests (>= 1.8 s each at 30 ms a step),
+    # one runs, one waits, two are turned away (they only need to arrive within the 1.5 s
+    # the first one holds the row); the 1.5 s timeout ends the first two.
+    body = {"prompt": "abc", "max_new_tokens": 60}
+    post(url, {"prompt": "warm", "max_new_tokens": 1})  # open pooled connections' code paths
     with ThreadPoolExecutor(4) as ex:
         answers = list(ex.map(lambda _: post(url, body), range(4)))
     codes = sorted(a.status_code for a in answers)
