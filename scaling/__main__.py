@@ -1,4 +1,4 @@
-"""python -m scaling {estimate,exercises,fit,experiment}: calculators, fits and the LM scaling experiment."""
+"""python -m scaling {estimate,exercises,fit,experiment,pde}: calculators, fits, the LM scaling experiment and\nFNO scaling."""
 
 from __future__ import annotations
 
@@ -252,6 +252,28 @@ def cmd_experiment(args) -> int:
     return 0
 
 
+def cmd_pde(args) -> int:
+    from dataclasses import replace
+
+    from scaling.pde import QUICK_PDE, PDEScalingConfig, run_pde_scaling
+
+    cfg = QUICK_PDE if args.quick else PDEScalingConfig()
+    changes = {k: getattr(args, k) for k in ("steps", "seed") if getattr(args, k) is not None}
+    if args.widths:
+        changes["widths"] = tuple(args.widths)
+    if args.samples:
+        changes["samples"] = tuple(args.samples)
+    summary = run_pde_scaling(replace(cfg, **changes), args.out, progress=not args.no_progress)
+
+    def text():
+        _print_table(summary["runs"], ["sweep", "width", "n_train", "params", "steps", "test_rel_l2"])
+        for name, f in summary["fits"].items():
+            print(f"{name}: E = {_g(f['E'])}, A = {_g(f['A'])}, alpha = {f['alpha']:.4f}")
+        print(f"wrote {args.out}/pde_runs.csv, pde_fits.json, pde_scaling.png ({summary['wall_time_s']:.0f} s)")
+    _emit(args, summary, text)
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 def _law_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--law", default="chinchilla", choices=sorted(est.PRESETS),
@@ -349,6 +371,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser("pde", help="FNO (operators) test error vs parameters and vs training samples, fitted")
+    p.add_argument("--out", required=True, metavar="RUN_DIR")
+    p.add_argument("--quick", action="store_true", help="tiny sweep (for tests)")
+    p.add_argument("--widths", type=int, nargs="+", help="FNO widths of the parameter sweep")
+    p.add_argument("--samples", type=int, nargs="+", help="training-set sizes of the sample sweep")
+    p.add_argument("--steps", type=int, help="optimiser steps per run")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_pde)
     return parser
 
 

@@ -331,6 +331,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, progress: bool = T
                   dynamic_ncols=True) as bar:
             for size, steps, budget in plan:
                 runs.append(train_size(size, train_tokens, val_tokens, cfg, steps, bar=bar, budget=budget))
+                write_runs(runs, out)  # after every run, so an interrupted experiment keeps what it finished
     finally:
         torch.set_num_threads(prev_threads)
     write_runs(runs, out)

@@ -113,3 +113,18 @@ def test_experiment_cli_reports_bad_sizes_and_corpus_in_one_line(tmp_path, capsy
                  "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("scaling: error:") for line in err)
+
+
+def test_pde_sweep_fit_recovers_power_laws_from_synthetic_rows():
+    from scaling.pde import PDEScalingConfig, fit_pde
+
+    rows = [{"sweep": "params", "params": p, "n_train": 256, "test_rel_l2": 0.002 + 3.0 * p**-0.5}
+            for p in (1e3, 4e3, 1.6e4, 6.4e4)]
+    rows += [{"sweep": "samples", "params": 1e4, "n_train": n, "test_rel_l2": 0.001 + 0.5 * n**-0.7}
+             for n in (32, 64, 128, 256, 512)]
+    fits = fit_pde(rows)
+    # noise-free rows: exact recovery up to the optimiser's tolerance (see test_scaling_laws)
+    assert fits["err(params)"].params["alpha"] == pytest.approx(0.5, rel=1e-3)
+    assert fits["err(n_train)"].params["alpha"] == pytest.approx(0.7, rel=1e-3)
+    with pytest.raises(ValueError, match="at least 3 points"):
+        PDEScalingConfig(widths=(4, 8))
