@@ -10,8 +10,14 @@ The engine drives any `efficiency.gpt.GPT`:
   column (the cache is preallocated for P + max_new_tokens columns); without it each
   step recomputes the whole sequence (the reference the cache is tested against).
   Finished rows leave the batch (their cache rows are dropped), so a long request does
-  not keep short ones' compute alive.
+  not keep short ones' compute alive. `DecodeBatch.admit` adds requests between two
+  steps (continuous batching): the newcomers are prefilled into a cache of the same
+  layout and stacked under the running rows (see its docstring).
 - `generate(model, prompts, params)` runs a `DecodeBatch` to the end.
+
+INT8: pass a model from `efficiency.quantize.quantize_gpt(model, "weight-only")`; its
+activations stay float, so results stay independent of the batch (dynamic INT8 shares
+one activation scale per tensor across rows and is not batch-invariant).
 
 Sampling is per row with the row's own `torch.Generator` (seeded from
 `SamplingParams.seed`), so a seeded request gives the same text whether it runs alone
