@@ -98,3 +98,12 @@ def test_int8_gpt_shares_its_table_decodes_with_a_cache_and_keeps_perplexity():
     res = {r.scheme: r for r in compare_gpt(g, val, warmup=0, repeats=1, batch_size=4, eval_batches=2)}
     for s in ("dynamic", "dynamic-emb", "weight-only"):
         assert res[s].mean_cosine > 0.99 and abs(res[s].perplexity_ratio - 1) < 0.01
+
+
+def test_minilm_embeddings_equal_the_sentence_transformers_pipeline(minilm):
+    st = pytest.importorskip("sentence_transformers")
+    ref = st.SentenceTransformer(str(minilm.path), device="cpu", local_files_only=True)
+    sentences = ["A kitten sleeps.", "Burgers' equation forms shocks when viscosity is small."]
+    expected = torch.as_tensor(ref.encode(sentences))
+    # same BERT, mean pooling over real tokens, L2 normalisation: float32 rounding only
+    torch.testing.assert_close(minilm.embed(sentences), expected, rtol=0, atol=1e-5)
