@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from efficiency.data import get_batch
 from efficiency.gpt import GPT, GPTConfig
-from efficiency.train import dtype_name, make_train_step, parse_dtype, resolve_device
+from efficiency.train import dtype_name, make_train_step, parse_dtype, resolve_device, seeded
 
 __all__ = ["AmpResult", "compare_amp", "peak_step_memory", "format_amp", "plot_amp", "MEMORY_MEASURE"]
 
@@ -105,8 +105,8 @@ def compare_amp(config: GPTConfig, tokens: torch.Tensor, *, dtypes: tuple[str, .
     amp = [parse_dtype(d) for d in dtypes]
     if dev.type == "cpu" and torch.float16 in amp:
         pass  # allowed: CPU autocast supports fp16, with a GradScaler("cpu")
-    torch.manual_seed(seed)
-    base = GPT(config, gradient_checkpointing=gradient_checkpointing)
+    with seeded(seed):
+        base = GPT(config, gradient_checkpointing=gradient_checkpointing)
     if init_state is not None:
         base.load_state_dict(init_state)
     gen = torch.Generator().manual_seed(seed + 1)

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from efficiency.amp import MEMORY_MEASURE, peak_step_memory
 from efficiency.data import get_batch
 from efficiency.gpt import GPT, GPTConfig
-from efficiency.train import make_train_step, resolve_device
+from efficiency.train import make_train_step, resolve_device, seeded
 
 __all__ = ["CheckpointPoint", "sweep_checkpointing", "format_checkpointing", "plot_checkpointing"]
 
@@ -70,8 +70,8 @@ def sweep_checkpointing(base: GPTConfig, tokens: torch.Tensor, *, depths: tuple[
     grid = [(d, t) for d in depths for t in seq_lens]
     for depth, seq_len in tqdm(grid, desc="checkpoint sweep", disable=not progress, leave=False):
         cfg = replace(base, n_layer=depth, context=max(base.context, seq_len), dropout=0.0)
-        torch.manual_seed(seed)
-        ref = GPT(cfg)
+        with seeded(seed):
+            ref = GPT(cfg)
         steps_fn = []
         for ckpt in (False, True):
             m = GPT(cfg, gradient_checkpointing=ckpt).to(dev)

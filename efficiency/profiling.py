@@ -33,7 +33,7 @@ from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
 from efficiency.data import get_batch
 from efficiency.gpt import GPT, GPTConfig
-from efficiency.train import make_train_step, resolve_device
+from efficiency.train import make_train_step, resolve_device, seeded
 
 __all__ = ["ProfileReport", "profile_training", "format_profile"]
 
@@ -84,8 +84,8 @@ def profile_training(config: GPTConfig, tokens: torch.Tensor, *, batch_size: int
         raise ValueError(f"sequence length {seq_len} must be in [1, context={config.context}]")
     if active < 1 or wait < 0 or warmup < 0:
         raise ValueError(f"need active >= 1 and wait, warmup >= 0, got {wait}, {warmup}, {active}")
-    torch.manual_seed(seed)
-    model = GPT(config)
+    with seeded(seed):
+        model = GPT(config)
     if init_state is not None:
         model.load_state_dict(init_state)
     model = model.to(dev)

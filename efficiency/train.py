@@ -25,7 +25,7 @@ from efficiency.data import get_batch, train_val_split
 from efficiency.gpt import GPT, GPTConfig
 
 __all__ = ["TrainResult", "TrainStep", "make_train_step", "train_gpt", "evaluate_loss", "resolve_device",
-           "parse_dtype", "dtype_name", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
+           "parse_dtype", "dtype_name", "seeded", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "efficiency.gpt/1"
 _DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
@@ -106,6 +106,17 @@ class TrainStep:
         if self.scheduler is not None:
             self.scheduler.step()
         return loss.detach()
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device | str = "cpu"):
+    """Seed torch's global generator inside the block and restore the previous state after,
+    so parameter initialisation is reproducible without changing the caller's RNG."""
+    dev = torch.device(device)
+    devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def _lr_lambda(steps: int, warmup: int) -> Callable[[int], float]:
@@ -226,38 +237,40 @@ def train_gpt(config: GPTConfig, tokens: torch.Tensor, *, steps: int, batch_size
     if eval_every < 1:
         raise ValueError(f"eval_every must be >= 1, got {eval_every}")
 
-    torch.manual_seed(seed)  # parameter init; the data stream uses its own generator
-    model = GPT(config, gradient_checkpointing=gradient_checkpointing).to(dev)
-    gen = torch.Generator().manual_seed(seed + 1)
-    step_fn = make_train_step(model, lr=lr, weight_decay=weight_decay, device=dev, amp_dtype=amp,
-                              grad_clip=grad_clip, steps=steps, warmup=warmup)
-    losses: list[torch.Tensor] = []
-    eval_steps, val_losses = [], []
-    wall = 0.0
-    bar = tqdm(total=steps, disable=not progress, desc="train", leave=False)
-    for step in range(1, steps + 1):
-        x, y = get_batch(tokens, batch_size, config.context, gen, dev)
-        t0 = time.perf_counter()
-        losses.append(step_fn(x, y))
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        wall += time.perf_counter() - t0
-        bar.update(1)
-        if step % eval_every == 0 or step == steps:
-            vl = evaluate_loss(model, val_tokens, batch_size=batch_size, max_batches=eval_batches, amp_dtype=amp)
-            eval_steps.append(step)
-            val_losses.append(vl)
-            train_loss = float(losses[-1])
-            bar.set_postfix(loss=f"{train_loss:.3f}", val=f"{vl:.3f}")
-            if callback is not None:
-                callback(step, train_loss)
-    bar.close()
-    model.eval()
-    loss_list = torch.stack(losses).float().cpu().tolist()
-    return TrainResult(model=model, config=config, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                       device=str(dev), amp_dtype=dtype_name(amp), losses=loss_list, eval_steps=eval_steps,
-                       val_losses=val_losses, val_loss=val_losses[-1], wall_time_s=wall,
-                       tokens_per_s=steps * batch_size * config.context / max(wall, 1e-9))
+    # parameter init and dropout draw from torch's global generator: seed it for this
+    # run only (the caller's generator state is restored); the batches use `gen`
+    with seeded(seed, dev):
+        model = GPT(config, gradient_checkpointing=gradient_checkpointing).to(dev)
+        gen = torch.Generator().manual_seed(seed + 1)
+        step_fn = make_train_step(model, lr=lr, weight_decay=weight_decay, device=dev, amp_dtype=amp,
+                                  grad_clip=grad_clip, steps=steps, warmup=warmup)
+        losses: list[torch.Tensor] = []
+        eval_steps, val_losses = [], []
+        wall = 0.0
+        bar = tqdm(total=steps, disable=not progress, desc="train", leave=False)
+        for step in range(1, steps + 1):
+            x, y = get_batch(tokens, batch_size, config.context, gen, dev)
+            t0 = time.perf_counter()
+            losses.append(step_fn(x, y))
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            wall += time.perf_counter() - t0
+            bar.update(1)
+            if step % eval_every == 0 or step == steps:
+                vl = evaluate_loss(model, val_tokens, batch_size=batch_size, max_batches=eval_batches, amp_dtype=amp)
+                eval_steps.append(step)
+                val_losses.append(vl)
+                train_loss = float(losses[-1])
+                bar.set_postfix(loss=f"{train_loss:.3f}", val=f"{vl:.3f}")
+                if callback is not None:
+                    callback(step, train_loss)
+        bar.close()
+        model.eval()
+        loss_list = torch.stack(losses).float().cpu().tolist()
+        return TrainResult(model=model, config=config, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+                           device=str(dev), amp_dtype=dtype_name(amp), losses=loss_list, eval_steps=eval_steps,
+                           val_losses=val_losses, val_loss=val_losses[-1], wall_time_s=wall,
+                           tokens_per_s=steps * batch_size * config.context / max(wall, 1e-9))
 
 
 _CKPT_FILES = {"config.json", "model.pt"}

@@ -94,3 +94,13 @@ def test_checkpoint_refuses_to_clobber_a_foreign_folder_and_missing_one_raises(t
         save_checkpoint(GPT(GPTConfig(context=8, n_layer=1, n_head=1, d_model=8)), tmp_path)
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing")
+
+
+def test_training_is_reproducible_and_leaves_the_global_rng_alone():
+    tokens = torch.randint(0, 256, (3000,), generator=torch.Generator().manual_seed(0)).to(torch.uint8)
+    cfg = GPTConfig(context=16, n_layer=1, n_head=2, d_model=16, dropout=0.1)
+    state = torch.random.get_rng_state()
+    a = train_gpt(cfg, tokens, steps=3, batch_size=2, seed=5, progress=False)
+    assert torch.equal(torch.random.get_rng_state(), state)     # fork_rng restored it
+    b = train_gpt(cfg, tokens, steps=3, batch_size=2, seed=5, progress=False)
+    assert a.losses == b.losses                                 # same init, dropout masks and batches
