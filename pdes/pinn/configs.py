@@ -105,7 +105,7 @@ class PINNConfig:
     decay_rate: float = 0.9
     decay_steps: int = 500
     # quasi-Newton
-    qn_method: str = "bfgs"
+    qn_method: str = "lbfgs"
     qn_steps: int = 0
     qn_memory: int = 20
     qn_dtype: str = "float64"
@@ -173,22 +173,26 @@ _BASE = PINNConfig()
 # only loss term is the PDE residual (weighting then has nothing to balance).
 LEVELS: dict[str, dict[str, PINNConfig]] = {
     "heat": {
-        "fast": replace(_BASE, arch="mlp", width=32, depth=3, n_res=1024, steps=3000, lr=3e-3,
-                        decay_steps=300, qn_steps=500, qn_n_res=2048),
-        "accurate": replace(_BASE, arch="mlp", width=32, depth=3, n_res=1024, steps=3000, lr=3e-3,
-                            decay_steps=300, qn_steps=4000, qn_n_res=4096, dtype="float64"),
+        "fast": replace(_BASE, arch="mlp", width=32, depth=3, x_modes=2, n_res=1024, steps=1000, lr=3e-3,
+                        decay_steps=300, log_every=250, qn_steps=1500, qn_n_res=2048, qn_resample_every=1500),
+        "accurate": replace(_BASE, arch="mlp", width=32, depth=3, x_modes=2, n_res=2048, steps=2000, lr=3e-3,
+                            decay_steps=400, dtype="float64", log_every=500, qn_steps=3000, qn_n_res=2048,
+                            qn_resample_every=1500),
     },
     "wave": {
-        "fast": replace(_BASE, width=64, depth=3, fourier_features=32, fourier_scale=2.0, n_res=1024,
-                        steps=3000, lr=2e-3, decay_steps=300, qn_steps=1000),
-        "accurate": replace(_BASE, width=64, depth=4, fourier_features=32, fourier_scale=2.0, n_res=2048,
-                            steps=10000, lr=2e-3, decay_steps=1000, qn_steps=5000, qn_n_res=4096),
+        "fast": replace(_BASE, width=48, depth=3, x_modes=1, fourier_features=24, fourier_scale=2.0, n_res=512,
+                        steps=3000, lr=2e-3, decay_steps=500, log_every=500, qn_steps=1000, qn_n_res=1024,
+                        qn_resample_every=500),
+        "accurate": replace(_BASE, width=64, depth=4, x_modes=1, fourier_features=32, fourier_scale=2.0,
+                            n_res=1024, steps=5000, lr=2e-3, decay_steps=1000, log_every=500, qn_steps=2000,
+                            qn_n_res=1024, qn_resample_every=1000),
     },
     "burgers": {
-        "fast": replace(_BASE, width=32, depth=3, x_modes=1, n_res=1024, sampler="rad", steps=2000,
-                        lr=3e-3, decay_steps=200, qn_steps=1500, qn_n_res=2048),
-        "accurate": replace(_BASE, width=48, depth=4, x_modes=1, n_res=2048, sampler="rad", steps=5000,
-                            lr=3e-3, decay_steps=500, qn_steps=10000, qn_n_res=4096),
+        "fast": replace(_BASE, width=32, depth=3, x_modes=1, n_res=1024, sampler="rad", steps=4000, lr=1e-3,
+                        decay_steps=1000, log_every=500, qn_steps=1500, qn_n_res=2048, qn_resample_every=500),
+        "accurate": replace(_BASE, width=48, depth=4, x_modes=1, n_res=2048, sampler="rad", steps=10000,
+                            lr=1e-3, decay_steps=1500, log_every=500, qn_steps=3000, qn_n_res=2048,
+                            qn_resample_every=1000),
     },
 }
 

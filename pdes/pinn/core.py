@@ -6,7 +6,8 @@ member axis trains an ensemble in one compiled program (see ``pdes/pinn/__init__
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import jax
@@ -58,6 +59,15 @@ class PINN:
     _v0: Any = field(repr=False)
     _residual: Any = field(repr=False)
     _sobol: np.ndarray | None = field(repr=False, default=None)
+    _jit: dict = field(repr=False, default_factory=dict)
+
+    def jitted(self, name: str, **jit_kw: Any):
+        """``jax.jit(getattr(self, name), **jit_kw)``, made once per PINN, so repeated runs of one
+        (problem, config) reuse the compiled programs."""
+        key = (name, tuple(sorted(jit_kw.items())))
+        if key not in self._jit:
+            self._jit[key] = jax.jit(getattr(self, name), **jit_kw)
+        return self._jit[key]
 
     # ----------------------------------------------------------------- network
     def _net(self, key: jax.Array, dtype) -> PINNNet:
@@ -316,9 +326,21 @@ class PINN:
 
 
 def build_pinn(problem: Heat | Wave | Burgers, config: PINNConfig) -> PINN:
-    """The PINN of ``problem`` under ``config`` (validated here, before any jit)."""
+    """The PINN of ``problem`` under ``config`` (validated here, before any jit). The same
+    (problem, config) gives the same PINN object, so its compiled chunks are reused."""
     if not isinstance(config, PINNConfig):
         raise ValueError(f"config must be a PINNConfig, got {type(config).__name__}")
+    coefficients(problem)
+    # run lengths do not enter any compiled function: runs that differ only in them share one core
+    core_cfg = replace(config, steps=1, qn_steps=0, log_every=1, checkpoint_every=1, qn_resample_every=1)
+    key = (problem, core_cfg, getattr(problem, "initial", None), getattr(problem, "initial_velocity", None))
+    core = _build_cached(key)
+    return core if core_cfg == config else replace(core, config=config)
+
+
+@functools.lru_cache(maxsize=16)
+def _build_cached(key: tuple) -> PINN:
+    problem, config = key[0], key[1]
     coeffs = coefficients(problem)  # rejects unsupported problems
     terms = ["res"]
     if not config.hard_ic:

@@ -1,0 +1,246 @@
+"""PINNs: residuals on exact solutions, configs and bad input, training, NaN guard, resume."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pdes.pinn import build_pinn, get_config, solve_pinn
+from pdes.pinn.configs import PINNConfig, apply_overrides, load_overrides, parse_overrides
+from pdes.pinn.residuals import burgers_residual, heat_residual, initial_data, wave_residual
+from pdes.pinn.train import train
+from pdes.problems import BURGERS, HEAT, WAVE, Burgers
+
+# A tiny configuration: compiles and trains in a few seconds on 2 shared cores.
+TINY = PINNConfig(arch="mlp", width=16, depth=2, x_modes=2, n_res=256, steps=200, lr=3e-3, warmup_steps=20,
+                  decay_steps=100, qn_steps=0, log_every=100, checkpoint_every=100)
+
+
+# ------------------------------------------------------------------ residuals
+def _heat_exact(t, x):
+    a = HEAT.alpha
+    return (jnp.exp(-a * math.pi**2 * t) * jnp.sin(math.pi * x)
+            + 0.5 * jnp.exp(-9 * a * math.pi**2 * t) * jnp.sin(3 * math.pi * x))
+
+
+def _wave_exact(t, x):
+    c = WAVE.c
+    return (jnp.sin(math.pi * x) * jnp.cos(c * math.pi * t)
+            + 0.5 * jnp.sin(4 * math.pi * x) * jnp.cos(4 * c * math.pi * t))
+
+
+def _points(n=500, x_min=0.0, x_max=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    return jnp.asarray(rng.uniform(0, 1, n)), jnp.asarray(rng.uniform(x_min, x_max, n))
+
+
+def test_heat_and_wave_residuals_vanish_on_the_closed_form_solutions():
+    with jax.enable_x64(True):
+        t, x = _points()
+        r_heat = heat_residual(_heat_exact, t, x, alpha=HEAT.alpha)
+        r_wave = wave_residual(_wave_exact, t, x, c=WAVE.c)
+        # float64 autodiff of the closed forms: only rounding is left. Scales: |u_t| <= ~5 (heat),
+        # |u_tt| <= 0.5 (8 pi)^2 ~ 316 (wave); 1e-11 relative to those is many ulps of margin.
+        assert float(jnp.max(jnp.abs(r_heat))) < 5e-11
+        assert float(jnp.max(jnp.abs(r_wave))) < 316 * 1e-11
+        # and they do not vanish for a wrong coefficient (the residual sees the coefficient)
+        assert float(jnp.max(jnp.abs(heat_residual(_heat_exact, t, x, alpha=0.2)))) > 0.1
+
+
+def _cole_hopf(nu, n_nodes=200):
+    """u(t, x) of u_t + u u_x = nu u_xx, u0 = -sin(pi x), by Cole-Hopf with Gauss-Hermite nodes
+    (log-sum-exp weights), differentiable in JAX."""
+    z, w = np.polynomial.hermite.hermgauss(n_nodes)
+    z, logw = jnp.asarray(z), jnp.asarray(np.log(w))
+
+    def u(t, x):
+        s = jnp.sqrt(4 * nu * t)[:, None]
+        y = x[:, None] - s * z[None, :]
+        logf = logw[None, :] - jnp.cos(math.pi * y) / (2 * math.pi * nu)
+        wts = jax.nn.softmax(logf, axis=1)
+        return jnp.sum(-jnp.sin(math.pi * y) * wts, axis=1)
+
+    return u
+
+
+def test_burgers_residual_of_the_cole_hopf_solution_is_small():
+    nu = 0.05  # smooth enough that 200 Gauss-Hermite nodes resolve the integrals to ~1e-10
+    with jax.enable_x64(True):
+        t, x = _points(300, -1.0, 1.0)
+        t = 0.1 + 0.9 * t
+        u = _cole_hopf(nu)
+        r = burgers_residual(u, t, x, nu=nu)
+        scale = float(jnp.max(jnp.abs(jax.jvp(lambda s: u(s, x), (t,), (jnp.ones_like(t),))[1])))
+        assert scale > 0.1  # the solution does evolve here
+        assert float(jnp.max(jnp.abs(r))) < 1e-7 * scale  # quadrature error, far below any PINN error
+        # the preset's own coefficient does not fit this solution
+        assert float(jnp.max(jnp.abs(burgers_residual(u, t, x, nu=BURGERS.nu)))) > 1e-3
+
+
+def test_hard_constraints_hold_exactly_for_an_untrained_network():
+    for problem in (HEAT, WAVE, BURGERS):
+        pinn = build_pinn(problem, replace(TINY, arch="modified_mlp", rwf=True))
+        params = pinn.init(jax.random.key(0))
+        x = jnp.linspace(problem.x_min, problem.x_max, 33)
+        u0 = initial_data(problem)[0]((x - problem.x_min) / problem.length)
+        np.testing.assert_allclose(pinn.apply(params, jnp.zeros_like(x), x), u0, atol=1e-6)  # float32 rounding
+        np.testing.assert_allclose(u0, problem.u0(np.asarray(x)), atol=1e-6)
+        t = jnp.linspace(0, problem.t_end, 9)
+        for xb in (problem.x_min, problem.x_max):
+            assert float(jnp.max(jnp.abs(pinn.apply(params, t, jnp.full_like(t, xb))))) < 1e-6
+    pinn = build_pinn(WAVE, TINY)
+    params = pinn.init(jax.random.key(1))
+    x = jnp.linspace(0.1, 0.9, 9)
+    ut = jax.jvp(lambda s: pinn.apply(params, s, x), (jnp.zeros_like(x),), (jnp.ones_like(x),))[1]
+    assert float(jnp.max(jnp.abs(ut))) < 1e-5  # u_t(x, 0) = 0 built in (float32 rounding)
+
+
+# ------------------------------------------------------------------ configs and bad input
+@pytest.mark.parametrize("change", [{"width": 0}, {"depth": -1}, {"steps": 0}, {"arch": "cnn"}, {"lr": -1.0},
+                                    {"sampler": "grid"}, {"dropout": 1.0}])
+def test_invalid_config_values_raise_value_error_naming_the_field(change):
+    key = next(iter(change))
+    with pytest.raises(ValueError, match=key):
+        replace(TINY, **change)
+
+
+def test_unknown_preset_and_problem_are_rejected():
+    with pytest.raises(ValueError, match="unknown preset 'quick'"):
+        get_config("heat", "quick")
+    with pytest.raises(ValueError, match="'heat2d'"):
+        get_config("heat2d", "fast")
+
+
+def test_overrides_convert_by_field_type_and_reject_unknown_keys():
+    got = parse_overrides({"width": "128", "causal": "false", "lr": "1e-4", "sampler": "sobol"})
+    assert got == {"width": 128, "causal": False, "lr": 1e-4, "sampler": "sobol"}
+    with pytest.raises(ValueError, match="bogus, widht"):
+        parse_overrides({"widht": "3", "bogus": "1"})
+    with pytest.raises(ValueError, match="width must be an integer"):
+        parse_overrides({"width": "wide"})
+
+
+def test_toml_file_overrides_and_unknown_toml_keys_are_named(tmp_path):
+    good = tmp_path / "run.toml"
+    good.write_text("width = 24\ncausal = true\nlr = 0.002\n")
+    cfg = apply_overrides(get_config("heat", "fast"), config_file=good, overrides={"depth": "2"}, steps=7)
+    assert (cfg.width, cfg.causal, cfg.lr, cfg.depth, cfg.steps) == (24, True, 0.002, 2, 7)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("width = 24\nlearning_rate = 0.1\n")
+    with pytest.raises(ValueError, match="learning_rate"):
+        load_overrides(bad)
+    with pytest.raises(FileNotFoundError):
+        load_overrides(tmp_path / "missing.toml")
+
+
+def test_solve_pinn_rejects_zero_steps_before_training():
+    with pytest.raises(ValueError, match="steps"):
+        solve_pinn(HEAT, steps=0, progress=False)
+
+
+# ------------------------------------------------------------------ training
+def test_short_run_decreases_the_error_and_returns_the_solution_dataset():
+    ds = solve_pinn(HEAT, nx=64, nt=20, config=replace(TINY, steps=300, qn_steps=40, qn_n_res=256, log_every=20,
+                                                          qn_resample_every=40, qn_dtype="float32"),
+                    progress=False)
+    err = ds["history_rel_l2"].values
+    assert ds["u"].shape == (20, 64) and "u_true" in ds
+    assert ds.attrs["method"] == "pinn" and ds.attrs["stopped"] == "completed"
+    assert list(ds["step"].values[[0, -1]]) == [20, 340]
+    assert set(ds["history_phase"].values) == {0.0, 1.0}
+    # the untrained hard-constrained network already has the initial data (error ~ 0.3 here);
+    # 300 Adam + 40 quasi-Newton steps cut it several-fold
+    assert err[-1] < 0.3 * err[0]
+    assert ds.attrs["rel_l2"] == pytest.approx(err[-1], rel=1e-6)
+    for name in ("history_loss", "history_loss_res", "history_weight_res", "history_wall_time_s"):
+        assert ds[name].dims == ("step",)
+
+
+def test_ensemble_members_train_in_one_vmapped_program_like_single_members():
+    pinn = build_pinn(HEAT, TINY)
+    keys = jax.random.split(jax.random.key(3), 2)
+    states = jax.vmap(lambda k: pinn.init_train_state(pinn.init(k), k))(keys)
+    states, metrics = jax.jit(jax.vmap(lambda s: pinn.adam_chunk(s, 20)))(states)
+    single, m0 = jax.jit(lambda s: pinn.adam_chunk(s, 20))(pinn.init_train_state(pinn.init(keys[0]), keys[0]))
+    assert metrics["loss"].shape == (2,)
+    np.testing.assert_allclose(metrics["loss"][0], m0["loss"], rtol=1e-4)  # same math, batched: float32 rounding
+
+
+class _PoisonAfter:
+    """A PINN whose Adam chunks turn the parameters into NaN from step ``after`` on."""
+
+    def __init__(self, pinn, after):
+        self._pinn, self._after = pinn, after
+
+    def __getattr__(self, name):
+        return getattr(self._pinn, name)
+
+    def jitted(self, name, **kw):
+        return jax.jit(getattr(self, name), **kw)
+
+    def adam_chunk(self, state, n_steps):
+        new, metrics = self._pinn.adam_chunk(state, n_steps)
+        bad = new.step > self._after
+        params = jax.tree.map(lambda a: jnp.where(bad, jnp.nan, a), new.params)
+        return new._replace(params=params), {**metrics, "loss": jnp.where(bad, jnp.nan, metrics["loss"])}
+
+
+def test_nan_guard_stops_keeps_the_last_good_state_and_checkpoints_it(tmp_path, capsys):
+    pinn = build_pinn(HEAT, replace(TINY, steps=400))
+    t, x = np.linspace(0, 1, 11), np.linspace(0, 1, 17)
+    res = train(_PoisonAfter(pinn, 200), t_grid=t, x_grid=x, u_ref=None, progress=False, checkpoint_dir=tmp_path)
+    assert res.steps_done == 200 and "non-finite loss" in res.stopped
+    assert "NaN guard" in capsys.readouterr().err
+    assert all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree.leaves(res.params))
+    # the good state is the one after 200 steps: a clean 200-step run reproduces it
+    clean = train(build_pinn(HEAT, replace(TINY, steps=200)), t_grid=t, x_grid=x, u_ref=None, progress=False)
+    for a, b in zip(jax.tree.leaves(res.params), jax.tree.leaves(clean.params), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)  # same keys and steps: rounding only
+    assert (tmp_path / "checkpoint.npz").is_file()
+
+
+def test_resume_continues_from_the_checkpoint_and_rejects_another_problem(tmp_path):
+    cfg = replace(TINY, steps=200)
+    first = solve_pinn(HEAT, nx=32, nt=10, config=cfg, checkpoint_dir=tmp_path, progress=False)
+    assert first.attrs["steps_done"] == 200
+    more = solve_pinn(HEAT, nx=32, nt=10, config=replace(cfg, steps=300), resume=tmp_path, progress=False)
+    assert more.attrs["steps_done"] == 300
+    assert list(more["step"].values) == [100, 200, 300]  # history carried over from the checkpoint
+    np.testing.assert_array_equal(more["history_rel_l2"].values[:2], first["history_rel_l2"].values)
+    # one uninterrupted 300-step run gives the same parameters (same keys, same steps): float32 rounding only
+    straight = solve_pinn(HEAT, nx=32, nt=10, config=replace(cfg, steps=300), progress=False)
+    np.testing.assert_allclose(more["u"].values, straight["u"].values, atol=1e-5)
+    with pytest.raises(ValueError, match="checkpoint .* is for problem heat"):
+        solve_pinn(Burgers(nu=0.02), nx=32, nt=10, config=cfg, resume=tmp_path, progress=False)
+    with pytest.raises(FileNotFoundError):
+        solve_pinn(HEAT, config=cfg, resume=tmp_path / "nowhere", progress=False)
+
+
+# ------------------------------------------------------------------ command line
+@pytest.mark.parametrize("args, named", [
+    (["--set", "widht=3"], "widht"),
+    (["--preset", "quick"], "quick"),
+    (["--set", "width=0"], "width"),
+    (["--steps", "0"], "steps"),
+])
+def test_cli_bad_pinn_input_exits_2_with_one_line(args, named, capsys):
+    from pdes.__main__ import main
+
+    code = main(["solve", "heat", "--method", "pinn", "--no-progress", *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and named in err
+
+
+def test_cli_rejects_a_toml_config_with_unknown_keys(tmp_path, capsys):
+    from pdes.__main__ import main
+
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("width = 8\nlearning_rate = 0.1\n")
+    assert main(["solve", "heat", "--method", "pinn", "--config", str(cfg), "--no-progress"]) == 2
+    assert "learning_rate" in capsys.readouterr().err
