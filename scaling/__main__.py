@@ -220,6 +220,9 @@ def cmd_experiment(args) -> int:
         from scaling.experiment import ISOFLOP_SIZES
         cfg = replace(cfg, sizes=ISOFLOP_SIZES)
     changes = {"isoflop": args.isoflop}
+    if args.large:
+        from scaling.experiment import LARGE_SIZES
+        changes.update(sizes=LARGE_SIZES, steps=500)
     if args.sizes:
         changes["sizes"] = tuple(parse_size(s) for s in args.sizes)
     for key in ("steps", "batch_size", "context", "lr", "seed", "threads", "corpus_bytes"):
@@ -232,7 +235,7 @@ def cmd_experiment(args) -> int:
     cfg = replace(cfg, **changes)
     from scaling.experiment import run_experiment
 
-    summary = run_experiment(cfg, args.out, progress=not args.no_progress)
+    summary = run_experiment(cfg, args.out, progress=not args.no_progress, resume=args.resume)
 
     def text():
         print(f"corpus: {summary['corpus']['source']} ({summary['corpus']['n_bytes']} bytes, "
@@ -368,6 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int, help="torch threads (default 1)")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse the runs already in RUN_DIR/runs.csv that match the plan (same other settings!)")
+    p.add_argument("--large", action="store_true",
+                   help="the larger sizes 1x32 .. 4x128 (12.8k-793k parameters) with 500 steps (~17 min idle)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_experiment)

@@ -15,7 +15,7 @@ Published constants (presets)
   Approach 3 (eq. 10 / appendix D.2): L(N, D) = E + A / N^alpha + B / D^beta with
   E = 1.69, A = 406.4, B = 410.7, alpha = 0.34, beta = 0.28.
 * ``EPOCH``: Besiroglu et al. 2024, "Chinchilla Scaling: A replication attempt" (Epoch AI),
-  refit of the same form: E = 1.8172, A = 482.01, B = 2085.43, alpha = 0.3478, beta = 0.3658.
+  refit of the same form: E = 1.817, A = 482.01, B = 2085.43, alpha = 0.3478, beta = 0.3658.
 * ``KAPLAN``: Kaplan et al. 2020, "Scaling Laws for Neural Language Models". Single-variable laws
   (eqs. 1.1-1.3): L(N) = (N_c / N)^alpha_N, N_c = 8.8e13 non-embedding parameters,
   alpha_N = 0.076; L(D) = (D_c / D)^alpha_D, D_c = 5.4e13 tokens, alpha_D = 0.095;
@@ -139,7 +139,7 @@ class KaplanLaw:
 
 CHINCHILLA = ChinchillaLaw(1.69, 406.4, 410.7, 0.34, 0.28, name="chinchilla",
                            source="Hoffmann et al. 2022, Approach 3 (eq. 10)")
-EPOCH = ChinchillaLaw(1.8172, 482.01, 2085.43, 0.3478, 0.3658, name="epoch",
+EPOCH = ChinchillaLaw(1.817, 482.01, 2085.43, 0.3478, 0.3658, name="epoch",
                       source="Besiroglu et al. 2024 (Epoch AI), refit of Hoffmann et al.'s Approach 3")
 KAPLAN = KaplanLaw()
 PRESETS: dict[str, ChinchillaLaw | KaplanLaw] = {"chinchilla": CHINCHILLA, "epoch": EPOCH, "kaplan": KAPLAN}

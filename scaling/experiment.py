@@ -69,9 +69,12 @@ def parse_size(text: str) -> ModelSize:
     return ModelSize(nums[0], nums[1], heads)
 
 
-# 6 sizes, 12.8k .. 793k non-embedding parameters (62x)
-DEFAULT_SIZES = (ModelSize(1, 32, 1), ModelSize(2, 32, 1), ModelSize(2, 48, 2), ModelSize(3, 64, 2),
-                 ModelSize(4, 96, 3), ModelSize(4, 128, 4))
+# 6 sizes, 3.3k .. 150k non-embedding parameters (45x): a few minutes on an idle 2-core CPU, under 30 on a
+# busy one. LARGE_SIZES (12.8k .. 793k, 62x; with --steps 500 about 17 minutes idle) is the larger option.
+DEFAULT_SIZES = (ModelSize(1, 16, 1), ModelSize(1, 24, 1), ModelSize(1, 32, 1), ModelSize(2, 32, 1),
+                 ModelSize(2, 48, 2), ModelSize(3, 64, 2))
+LARGE_SIZES = (ModelSize(1, 32, 1), ModelSize(2, 32, 1), ModelSize(2, 48, 2), ModelSize(3, 64, 2),
+               ModelSize(4, 96, 3), ModelSize(4, 128, 4))
 # 6 sizes, 3.3k .. 100k (30.6x): the --quick setting
 QUICK_SIZES = (ModelSize(1, 16, 1), ModelSize(1, 24, 1), ModelSize(1, 32, 1), ModelSize(2, 32, 1),
                ModelSize(2, 48, 2), ModelSize(2, 64, 2))
@@ -84,7 +87,7 @@ class ExperimentConfig:
     """Everything that defines a run of the experiment (written to RUN_DIR/config.json)."""
 
     sizes: tuple[ModelSize, ...] = DEFAULT_SIZES
-    steps: int = 500
+    steps: int = 250
     batch_size: int = 32
     context: int = 128
     lr: float = 2e-3
@@ -302,9 +305,36 @@ def plan_runs(cfg: ExperimentConfig) -> list[tuple[ModelSize, int, float | None]
     return plan
 
 
-def run_experiment(cfg: ExperimentConfig, out: str | Path, *, progress: bool = True, plots: bool = True) -> dict:
+def read_runs(out: str | Path) -> list[RunResult]:
+    """The runs recorded in ``out``/runs.csv and curves.csv (as written by :func:`write_runs`); [] if none."""
+    out = Path(out)
+    if not (out / "runs.csv").is_file() or not (out / "curves.csv").is_file():
+        return []
+    ints = ("n_layer", "d_model", "n_head", "N", "N_total", "steps", "D", "flops_per_token")
+    floats = ("C", "C_6ND", "loss", "train_loss", "wall_time_s")
+    with (out / "curves.csv").open(newline="") as fh:
+        curves = list(csv.DictReader(fh))
+    runs = []
+    with (out / "runs.csv").open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            try:
+                kw = {k: int(row[k]) for k in ints} | {k: float(row[k]) for k in floats}
+                budget = float(row["budget"]) if row["budget"] else None
+                curve = [{"step": int(c["step"]), "tokens": int(c["tokens"]), "C": float(c["C"]),
+                          "val_loss": float(c["val_loss"]), "train_loss": float(c["train_loss"])}
+                         for c in curves if c["run"] == row["name"] and c["budget"] == row["budget"]]
+            except (KeyError, ValueError) as err:
+                raise ValueError(f"{out / 'runs.csv'} is not a runs table written by this experiment: {err}") from None
+            runs.append(RunResult(name=row["name"], budget=budget, curve=curve, **kw))
+    return runs
+
+
+def run_experiment(cfg: ExperimentConfig, out: str | Path, *, progress: bool = True, plots: bool = True,
+                   resume: bool = False) -> dict:
     """Train every planned size, write runs.csv, curves.csv, fits.json, config.json and plots in ``out``.
 
+    resume: reuse the runs already recorded in ``out`` whose size, steps, budget and tokens (steps x batch x
+    context) match the plan (the other settings, lr, seed and corpus, must be the same: they are not checked).
     Returns a summary dict (corpus, runs, fits, wall time).
     """
     import torch
@@ -321,15 +351,25 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, progress: bool = T
         raise ValueError(f"the held-out split has {val_tokens.numel()} tokens, fewer than context + 1 "
                          f"= {cfg.context + 1}; use a larger corpus")
     plan = plan_runs(cfg)
+    config = asdict(cfg)
+    config["sizes"] = [asdict(s) for s in cfg.sizes]
+    _atomic_write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
+    done = {(r.name, r.steps, r.budget, r.D): r for r in (read_runs(out) if resume else [])}
     max_tokens = max(steps for _, steps, _ in plan) * cfg.batch_size * cfg.context
     epochs = max_tokens / max(1, train_tokens.numel())
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     runs: list[RunResult] = []
     try:
-        with tqdm(total=sum(s for _, s, _ in plan), desc="scaling experiment", unit="step", disable=not progress,
+        todo = [(size, steps, budget) for size, steps, budget in plan
+                if (size.name, steps, budget, steps * cfg.batch_size * cfg.context) not in done]
+        with tqdm(total=sum(s for _, s, _ in todo), desc="scaling experiment", unit="step", disable=not progress,
                   dynamic_ncols=True) as bar:
             for size, steps, budget in plan:
+                key = (size.name, steps, budget, steps * cfg.batch_size * cfg.context)
+                if key in done:
+                    runs.append(done[key])
+                    continue
                 runs.append(train_size(size, train_tokens, val_tokens, cfg, steps, bar=bar, budget=budget))
                 write_runs(runs, out)  # after every run, so an interrupted experiment keeps what it finished
     finally:
@@ -338,16 +378,14 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, progress: bool = T
     fits = fit_experiment(runs)
     summary = {"corpus": corpus.describe(), "train_tokens": int(train_tokens.numel()),
                "val_tokens": int(val_tokens.numel()), "max_epochs_over_train_split": epochs,
-               "n_runs": len(runs), "wall_time_s": time.perf_counter() - t_start,
+               "n_runs": len(runs), "n_reused": len(runs) - len(todo), "wall_time_s": time.perf_counter() - t_start,
+               "training_wall_time_s": sum(r.wall_time_s for r in runs),
                "span_N": max(r.N for r in runs) / min(r.N for r in runs),
                "runs": [r.row() for r in runs], "fits": _fits_json(fits)}
     if plots:
         from scaling.plots import plot_experiment
 
         summary["plots"] = [str(p) for p in plot_experiment(runs, fits, out)]
-    config = asdict(cfg)
-    config["sizes"] = [asdict(s) for s in cfg.sizes]
-    _atomic_write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
     _atomic_write_text(out / "fits.json", json.dumps(summary, indent=2, default=float) + "\n")
     return summary
 

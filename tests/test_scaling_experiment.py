@@ -51,6 +51,10 @@ def test_quick_experiment_writes_runs_fits_and_plots(tmp_path, capsys):
     assert fits["L(N)"]["alpha"] > 0 and fits["L(C)"]["alpha"] > 0
     assert {p.split("/")[-1] for p in summary["plots"]} == {"loss_vs_params.png", "loss_vs_compute.png"}
     assert all((out / f).is_file() for f in ("fits.json", "config.json", "loss_vs_params.png"))
+    # --resume reuses every recorded run: nothing is retrained and the fits are the same
+    assert main(["experiment", "--quick", "--resume", "--no-progress", "--json", "--out", str(out)]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["n_reused"] == 6 and again["fits"]["L(N)"]["alpha"] == pytest.approx(fits["L(N)"]["alpha"])
     # runs.csv is the fitter's input
     assert main(["fit", str(out / "runs.csv"), "--form", "power", "--x", "N", "--json"]) == 0
     refit = json.loads(capsys.readouterr().out)

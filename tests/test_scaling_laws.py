@@ -55,7 +55,7 @@ def test_chinchilla_form_recovers_exact_constants_on_a_grid():
                     reason=f"Chinchilla data not found at {CHINCHILLA_CSV} (set SCIML_SHARED_DATA to its folder)")
 def test_refit_of_chinchilla_data_reproduces_epoch_ai():
     # Besiroglu et al. 2024 (Epoch AI): tokens = C / (6N), the five highest-loss points dropped,
-    # Huber delta 1e-3 on log loss, L-BFGS. Their estimates: E 1.8172, A 482.01, B 2085.43,
+    # Huber delta 1e-3 on log loss, L-BFGS. Their estimates: E 1.817, A 482.01, B 2085.43,
     # alpha 0.3478, beta 0.3658; 95% intervals E [1.769, 1.871], alpha [0.317, 0.373], beta [0.331, 0.415].
     data = drop_highest_loss(load_runs(CHINCHILLA_CSV), 5)
     assert data["loss"].size == 240
