@@ -237,28 +237,17 @@ def _peak_rss_bytes() -> int | None:
     return None
 
 
-def _rss_bytes() -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
 _MEMORY_PROBE = """
 import json, sys, torch
 from efficiency.gpt import GPT, GPTConfig
-from efficiency.longcontext import _peak_rss_bytes, _peak_rss_reset, _rss_bytes
+from efficiency.longcontext import _peak_rss_bytes, _peak_rss_reset
 torch.set_num_threads(1)
 cfg, L = GPTConfig.from_dict(json.loads(sys.argv[1])), int(sys.argv[2])
 model = GPT(cfg).eval()  # the weights' values do not change how much memory a forward takes
 with torch.inference_mode():
     model(torch.zeros(1, 8, dtype=torch.long))  # warm-up: kernels, allocator pools
-    base = _rss_bytes()
-    ok = _peak_rss_reset()
+    ok = _peak_rss_reset()  # the peak is now the current RSS
+    base = _peak_rss_bytes()
     cache = model.new_cache(1, L)
     model(torch.zeros(1, L, dtype=torch.long), cache=cache)
     peak = _peak_rss_bytes()
@@ -266,17 +255,21 @@ print(json.dumps({"growth": (peak - base) if ok and peak and base else None}))
 """
 
 
-def prefill_peak_memory(config: GPTConfig, length: int, timeout: float = 120.0) -> int | None:
+def prefill_peak_memory(config: GPTConfig, length: int, timeout: float = 300.0) -> int | None:
     """Peak RSS growth (bytes) of one batch-1 prefill of `length` tokens into a KV cache.
 
-    Measured in a fresh Python process (Linux /proc; None elsewhere): in a long-running
-    process, freed memory stays resident and hides the growth.
+    Measured in a fresh Python process (Linux /proc; None elsewhere, or when the probe
+    fails or outlives `timeout`): in a long-running process, freed memory stays resident
+    and hides the growth.
     """
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, json.dumps(config.to_dict()), str(length)],
-                         capture_output=True, text=True, timeout=timeout)
+    try:
+        out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, json.dumps(config.to_dict()), str(length)],
+                             capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None  # a memory number is not worth failing the run for
     if out.returncode != 0:
         return None
     return json.loads(out.stdout.strip().splitlines()[-1])["growth"]
