@@ -102,6 +102,16 @@ def run_pde_scaling(cfg: PDEScalingConfig, out: str | Path, *, progress: bool = 
     return summary
 
 
+def read_pde_runs(path: str | Path) -> list[dict]:
+    """Rows of a pde_runs.csv (numbers converted)."""
+    import csv
+
+    with Path(path).open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    ints = ("width", "n_train", "params", "epochs", "steps")
+    return [{k: (int(v) if k in ints else v if k == "sweep" else float(v)) for k, v in r.items()} for r in rows]
+
+
 def fit_pde(rows: list[dict]) -> dict[str, ScalingFit]:
     """err(params) and err(samples): E + A / x^alpha over each sweep."""
     fits = {}
@@ -117,6 +127,7 @@ def plot_pde(rows: list[dict], fits: dict[str, ScalingFit], path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     from scaling.plots import _save
 
@@ -133,5 +144,6 @@ def plot_pde(rows: list[dict], fits: dict[str, ScalingFit], path: Path) -> Path:
         ax.plot(xs, f.predict(xs), "k-", label=f"{p['E']:.2g} + {p['A']:.3g} / x^{p['alpha']:.3f}")
         ax.set(xscale="log", yscale="log", xlabel=label, ylabel="mean relative L2 test error",
                title=f"FNO on Burgers: error vs {label}")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.legend(fontsize=8)
     return _save(fig, path)

@@ -33,11 +33,14 @@ def _save(fig, path: Path) -> Path:
 
 
 def _plain_y(ax) -> None:
-    """Plain numbers on a log loss axis (losses span less than a decade)."""
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    """Plain numbers on a log loss axis that spans less than a decade (else matplotlib's 10^k labels)."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-    ax.yaxis.set_major_formatter(ScalarFormatter())
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    lo, hi = ax.get_ylim()
+    if lo > 0 and hi / lo < 10:
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)))
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _label(fit: ScalingFit, var: str) -> str:
