@@ -210,6 +210,23 @@ def pareto_frontier(C: np.ndarray, loss: np.ndarray) -> np.ndarray:
     return np.array(keep, dtype=int)
 
 
+def warmup_steps(steps: int) -> int:
+    """The linear warm-up of efficiency.train.make_train_step's schedule: 10% of the steps, at most 100."""
+    return min(100, max(1, steps // 10))
+
+
+def frontier_points(runs: Sequence[RunResult]) -> tuple[np.ndarray, np.ndarray]:
+    """(C, loss) of the compute-efficient frontier over every evaluation after each run's warm-up (the
+    plateau before it is the initialisation's loss, not a scaling regime; Kaplan et al. 2020 also leave
+    out the start of training)."""
+    pts = [(c["C"], c["val_loss"]) for r in runs for c in r.curve if c["step"] > warmup_steps(r.steps)]
+    if not pts:
+        return np.zeros(0), np.zeros(0)
+    C, L = (np.array(v, dtype=float) for v in zip(*pts, strict=True))
+    idx = pareto_frontier(C, L)
+    return C[idx], L[idx]
+
+
 def isoflop_minima(runs: Sequence[RunResult]) -> list[dict]:
     """Per budget: the run with the lowest loss, and the minimum of a parabola in log N (Hoffmann et al.'s
     Approach 2) when the budget has at least 3 sizes and the parabola opens upward."""
@@ -270,11 +287,9 @@ def fit_experiment(runs: Sequence[RunResult]) -> dict[str, ScalingFit | list]:
     if len(fixed) >= 3:
         fits["L(N)"] = fit_power_law(np.array([r.N for r in fixed], float), np.array([r.loss for r in fixed]),
                                      variable="N")
-    C = np.array([c["C"] for r in runs for c in r.curve])
-    L = np.array([c["val_loss"] for r in runs for c in r.curve])
-    idx = pareto_frontier(C, L)
-    if idx.size >= 3:
-        fits["L(C)"] = fit_power_law(C[idx], L[idx], variable="C")
+    C, L = frontier_points(runs)
+    if C.size >= 3:
+        fits["L(C)"] = fit_power_law(C, L, variable="C")
     iso = [r for r in runs if r.budget is not None]
     if iso:
         fits["isoflop"] = isoflop_minima(iso)

@@ -110,7 +110,7 @@ def plot_experiment(runs: Sequence, fits: dict, out_dir: str | Path) -> list[Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from scaling.experiment import pareto_frontier
+    from scaling.experiment import frontier_points
 
     out_dir = Path(out_dir)
     paths = []
@@ -140,13 +140,11 @@ def plot_experiment(runs: Sequence, fits: dict, out_dir: str | Path) -> list[Pat
         v = [p["val_loss"] for p in r.curve]
         ax.plot(c, v, "-o", ms=2.5, lw=1, color=cmap(i / max(len(runs) - 1, 1)),
                 label=f"{r.name} (N={r.N:.3g})" if r.budget is None else None)
-    C = np.array([p["C"] for r in runs for p in r.curve])
-    Lc = np.array([p["val_loss"] for r in runs for p in r.curve])
-    idx = pareto_frontier(C, Lc)
-    ax.scatter(C[idx], Lc[idx], facecolors="none", edgecolors="r", s=30, zorder=3, label="frontier")
+    C, Lc = frontier_points(runs)
+    ax.scatter(C, Lc, facecolors="none", edgecolors="r", s=30, zorder=3, label="frontier (after warm-up)")
     if "L(C)" in fits:
         f = fits["L(C)"]
-        cs = np.geomspace(C[idx].min(), C[idx].max(), 200)
+        cs = np.geomspace(C.min(), C.max(), 200)
         ax.plot(cs, f.predict(cs), "r-", label=_label(f, "C"))
     ax.set(xscale="log", yscale="log", xlabel="training compute C (FLOPs)", ylabel="validation loss (nats/byte)",
            title="loss vs compute")
