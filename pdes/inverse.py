@@ -101,6 +101,14 @@ def burgers_inverse_residual(u: Field, t: jax.Array, x: jax.Array, l1: jax.Array
     return d_t(u)(t, x) + l1 * val * u_x - l2 * u_xx
 
 
+# Every residual is affine in theta: heat theta = alpha, wave theta = c^2, burgers theta = (l1, l2).
+_THETA_TO_COEFFS: dict[str, Callable[[jax.Array], dict[str, jax.Array]]] = {
+    "heat": lambda th: {"alpha": th[0]},
+    "wave": lambda th: {"c": jnp.sqrt(th[0])},
+    "burgers": lambda th: {"l1": th[0], "l2": th[1]},
+}
+
+
 def _residual(kind: str) -> Callable[..., jax.Array]:
     return {"burgers": burgers_inverse_residual, "heat": heat_residual, "wave": wave_residual}[kind]
 
@@ -157,7 +165,10 @@ class InverseConfig:
     ``lbfgs_steps``: then this many L-BFGS steps (optax, zoom line search) on network and
     coefficients together, in ``lbfgs_dtype``, on ``lbfgs_n_res`` collocation points redrawn
     every ``lbfgs_resample_every`` steps, with the final grad-norm weights of the Adam phase
-    (the full-batch optimizer Raissi et al. 2019 used). The estimate is then the final value."""
+    (the full-batch optimizer Raissi et al. 2019 used). The estimate is then the final value.
+    ``ls_init``: at the end of the data warm-up, set the coefficients to the least-squares fit
+    of the residual of the data-fitted network (every residual here is affine in alpha, c^2,
+    l1 and l2), which removes most of the dependence on the initial guess."""
 
     pinn: PINNConfig
     coeff_lr: float = 1e-2
@@ -171,6 +182,7 @@ class InverseConfig:
     lbfgs_n_res: int = 2048
     lbfgs_resample_every: int = 500
     lbfgs_dtype: str = "float64"
+    ls_init: bool = False
 
     def __post_init__(self) -> None:
         if self.constraints not in ("hard", "none"):
@@ -210,7 +222,8 @@ class InverseConfig:
                 "constraints": self.constraints, "init_spread": self.init_spread, "bootstrap": self.bootstrap,
                 "average_last": self.average_last, "data_warmup": self.data_warmup,
                 "lbfgs_steps": self.lbfgs_steps, "lbfgs_n_res": self.lbfgs_n_res,
-                "lbfgs_resample_every": self.lbfgs_resample_every, "lbfgs_dtype": self.lbfgs_dtype}
+                "lbfgs_resample_every": self.lbfgs_resample_every, "lbfgs_dtype": self.lbfgs_dtype,
+                "ls_init": self.ls_init}
 
 
 _NET = PINNConfig(arch="modified_mlp", width=32, depth=3, activation="tanh", rwf=True, hard_ic=True, hard_bc=True,
@@ -235,7 +248,7 @@ INVERSE_PRESETS: dict[str, InverseConfig] = {
 
 _INVERSE_FIELDS = {"coeff_lr": float, "init_spread": float, "average_last": float, "data_warmup": float,
                    "constraints": str, "bootstrap": bool, "lbfgs_steps": int, "lbfgs_n_res": int,
-                   "lbfgs_resample_every": int, "lbfgs_dtype": str}
+                   "lbfgs_resample_every": int, "lbfgs_dtype": str, "ls_init": bool}
 
 
 def _parse_inverse(key: str, value: Any) -> Any:
@@ -525,6 +538,27 @@ class _Trainer:
         return states, jax.tree.map(lambda a: a[-1], metrics)
 
 
+    def project(self, s: MemberState, key: jax.Array, kind: str) -> MemberState:
+        """Coefficients set to the least-squares fit of the residual r = a + B theta of the
+        current network on a fresh batch (theta: alpha, c^2 or (l1, l2)); a fit <= 0 keeps the
+        current value. The coefficients' Adam state restarts."""
+        dtype = jax.tree.leaves(s.params)[0].dtype
+        batch = self.pinn.sample(key, self.cfg.pinn.n_res, dtype)
+        u = self.pinn.field(s.params)
+        to_coeffs = _THETA_TO_COEFFS[kind]
+        k = len(self.names)
+
+        def res(theta):
+            return jax.lax.stop_gradient(self.residual(u, batch["t"], batch["x"], **to_coeffs(theta)))
+
+        a = res(jnp.zeros((k,), dtype))
+        b = jnp.stack([res(jnp.eye(k, dtype=dtype)[i]) - a for i in range(k)], axis=1)  # (N, k)
+        theta = jnp.linalg.solve(b.T @ b, -(b.T @ a))
+        fitted = to_coeffs(theta)
+        raw = {n: jnp.where(theta[i] > 0, jnp.log(jnp.maximum(fitted[n], 1e-30)), s.raw[n])
+               for i, n in enumerate(self.names)}
+        return s._replace(raw=raw, opt_raw=_coeff_adam(self.cfg).init(raw))
+
     # ------------------------------------------------------------- L-BFGS phase
     def lbfgs(self) -> optax.GradientTransformationExtraArgs:
         return optax.lbfgs(memory_size=20, linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=30))
@@ -700,8 +734,13 @@ def identify(problem: Any, observations: xr.Dataset | str | Path | None = None, 
             avg_from = c.steps - int(round(cfg.average_last * c.steps))
             n_avg = c.steps - avg_from
             warm_until = int(round(cfg.data_warmup * c.steps))
+            project = jax.jit(jax.vmap(lambda st, kk: trainer.project(st, kk, kind)))
             while step < c.steps:
+                if cfg.ls_init and step == warm_until and step > 0:
+                    states = project(states, jax.random.split(jax.random.key(seed + 104729), ensemble))
                 k = min(c.log_every, c.steps - step)
+                if cfg.ls_init and step < warm_until:
+                    k = min(k, warm_until - step)
                 new_states, metrics = chunk(states, jnp.asarray(step, jnp.int32), obs, w,
                                             jnp.asarray(avg_from, jnp.int32), jnp.asarray(warm_until, jnp.int32), k)
                 if not (np.all(np.isfinite(np.asarray(metrics["loss"]))) and _finite(new_states)):
