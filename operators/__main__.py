@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "reports the test relative L2 every epoch; checkpoints to --out.")
     t.add_argument("data", help="operator dataset DATA.nc (with a 'split')")
     t.add_argument("--out", required=True, help="model directory (config.json + checkpoint.npz)")
-    t.add_argument("--epochs", type=int, help="epochs (default 400)")
+    t.add_argument("--epochs", type=int, help="epochs (default 150)")
     t.add_argument("--batch-size", type=int, help="global batch size (default 20)")
     t.add_argument("--lr", type=float, help="peak learning rate (default 3e-3)")
     t.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-4)")

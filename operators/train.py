@@ -69,7 +69,7 @@ class TrainConfig:
     data_parallel:   shard the batch over all devices when there is more than one.
     """
 
-    epochs: int = 400
+    epochs: int = 150
     batch_size: int = 20
     lr: float = 3e-3
     weight_decay: float = 1e-4
