@@ -246,6 +246,8 @@ def cmd_experiment(args) -> int:
             if isinstance(f, dict):
                 extra = f", B = {_g(f['B'])}, beta = {f['beta']:.4f}" if "beta" in f else ""
                 print(f"{name}: E = {f['E']:.4f}, A = {_g(f['A'])}, alpha = {f['alpha']:.4f}{extra}")
+            elif name == "isoflop_N_opt_exponent":
+                print(f"IsoFLOP: N_opt ~ C^{f[0]['a']:.3f} over {f[0]['n_budgets']} budgets")
             else:
                 for m in f:
                     print(f"isoflop C = {_g(m['budget'])}: best {m['best_run']} (N = {m['best_N']}), loss "

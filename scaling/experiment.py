@@ -292,7 +292,11 @@ def fit_experiment(runs: Sequence[RunResult]) -> dict[str, ScalingFit | list]:
         fits["L(C)"] = fit_power_law(C, L, variable="C")
     iso = [r for r in runs if r.budget is not None]
     if iso:
-        fits["isoflop"] = isoflop_minima(iso)
+        fits["isoflop"] = minima = isoflop_minima(iso)
+        opt = [(m["budget"], m["N_opt_parabola"]) for m in minima if m["N_opt_parabola"]]
+        if len(opt) >= 2:  # N_opt ~ C^a, least squares in log-log (Hoffmann et al.'s Approach 2)
+            a, _ = np.polyfit(np.log([c for c, _ in opt]), np.log([n for _, n in opt]), 1)
+            fits["isoflop_N_opt_exponent"] = [{"a": float(a), "n_budgets": len(opt)}]
         if len(iso) >= 5:
             fits["L(N,D)"] = fit_chinchilla(np.array([r.N for r in iso], float), np.array([r.D for r in iso], float),
                                             np.array([r.loss for r in iso]))
