@@ -444,7 +444,7 @@ Accuracy is the cosine of each embedding to the FP32 one and the agreement of a 
 retrieval task's rankings."""),
 ("code", """from efficiency import compare_minilm
 
-results = compare_minilm(repeats=5 if QUICK else 20)
+results = compare_minilm(repeats=3 if QUICK else 20, warmup=1 if QUICK else 3, batch_size=8 if QUICK else 24)
 cols = ["scheme", "size_bytes", "size_ratio", "latency_p50_ms", "latency_ratio", "mean_cosine", "min_cosine",
         "top1_agreement", "top1_accuracy"]
 print("".join(f"{c:>16s}" for c in cols))

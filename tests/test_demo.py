@@ -43,6 +43,7 @@ def test_quick_demo_runs_every_step_and_ends_with_a_table(tmp_path, capsys, monk
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.slow
 def test_demo_table_names_the_files(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--only", "reference"]) == 0
     text = capsys.readouterr().out
