@@ -30,7 +30,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/spectral.py
 
 figures: $(STAMP)
-	$(PY) -m pdes figures --out docs
+	bash docs/make_figures.sh $(PY)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
