@@ -52,10 +52,10 @@ it three ways with the public API (`pdes.solve`), compares them with `pdes.compa
 the error maps and slices through the front. The Cole–Hopf solution (Gauss–Hermite quadrature)
 is the truth.
 
-`QUICK` (the default, `SCIML_QUICK=1`) trains the PINN for a few hundred steps so the notebook runs
-in about a minute of CPU time: its error is then of order 10%, concentrated at the front. With
-`SCIML_QUICK=0` the PINN uses the `fast` preset (2000 Adam + 1500 quasi-Newton steps, about
-2 minutes) and reaches about 1e-3 or better."""),
+`QUICK` (the default, `SCIML_QUICK=1`) trains the PINN for 400 Adam + 100 L-BFGS steps so the
+notebook runs in about a minute of CPU time: its error is then of order 20%, concentrated at the
+front. With `SCIML_QUICK=0` the PINN uses the `fast` preset (thousands of Adam steps and an L-BFGS
+phase, a few CPU-minutes; about 3e-2 when last measured, see benchmarks/results/notebooks.md)."""),
 ("code", HEAD),
 ("code", """from pdes import BURGERS, compare, solve
 
