@@ -18,7 +18,7 @@ nbclient = pytest.importorskip("nbclient")
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 # Quick-mode CPU time of each notebook's kernel, measured on the shared 2-core machine
-# (benchmarks/results/notebooks.md): 01 45 s, 02 ~60 s, 03 18 s, 04 53 s, 05 13 s, 06 ~60 s.
+# (benchmarks/results/notebooks.md): 01 45 s, 02 73 s, 03 18 s, 04 53 s, 05 13 s, 06 53 s.
 # Those above ~20 s are marked slow (they still run in `make test`).
 FAST = {"03_fno_burgers", "05_scaling_laws"}
 
