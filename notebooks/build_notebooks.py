@@ -15,7 +15,9 @@ import nbformat as nbf
 HERE = Path(__file__).resolve().parent
 
 HEAD = """import os
+import warnings
 
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto without ipywidgets: text bars
 QUICK = os.environ.get("SCIML_QUICK", "1") != "0"  # SCIML_QUICK=0 runs the full presets
 import matplotlib.pyplot as plt
 import numpy as np
