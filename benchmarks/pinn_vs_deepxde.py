@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         dde = run_deepxde(py, grid_file, args.dde_adam_steps, args.seed)
         dde["process_wall_time_s"] = time.perf_counter() - t0
+    print(f"deepxde: {json.dumps(dde)}", file=sys.stderr, flush=True)  # kept even if our run is interrupted
     ours, hist_t, hist_err = run_ours(args.preset, args.seed)
     reached = np.nonzero(hist_err <= dde["rel_l2"])[0]
     t_reach = float(hist_t[reached[0]]) if reached.size else float("nan")
