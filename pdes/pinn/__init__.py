@@ -36,8 +36,10 @@ compiled program::
 step (``adam_chunk``), and ``apply(params, t, x, dropout_key=k)`` evaluates the function
 sample of mask k (one mask for all points); no key means no dropout. Inverse problems:
 ``residual``/``loss_terms``/``weighted_loss`` take ``coeffs`` (a dict of arrays, may be
-trainable). The L-BFGS phase is ``pinn.lbfgs_chunk(params, opt_state, weights, batch, n)``
-on ``batch = pinn.lbfgs_batch(params, key)`` with ``opt_state = pinn.lbfgs().init(params)``.
+trainable). The quasi-Newton phase (L-BFGS, or dense BFGS with ``qn_method="bfgs"``) is
+``params, opt_state, batch, metrics = pinn.qn_chunk(params, opt_state, weights, batch, key,
+fresh, n)`` starting from ``opt_state, batch = pinn.init_qn(params)`` and ``fresh=True``
+(which redraws the batch from key and restarts the optimizer inside the compiled call).
 
 Derivatives are forward-mode (nested ``jax.jvp``), see ``pdes.pinn.residuals``.
 """
