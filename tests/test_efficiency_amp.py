@@ -14,14 +14,6 @@ from efficiency.profiling import profile_training  # noqa: E402
 pytestmark = pytest.mark.torch
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on 2 shared cores, OpenMP barriers across 2 threads run ~7x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 CFG = GPTConfig(context=32, n_layer=2, n_head=2, d_model=32)
 
 

@@ -11,15 +11,6 @@ from efficiency.__main__ import SUBCOMMANDS, main  # noqa: E402
 pytestmark = pytest.mark.torch
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on 2 shared cores, OpenMP barriers across 2 threads run ~7x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_count_json_reports_the_tiny_preset(capsys):
     assert main(["count", "--preset", "tiny", "--no-minilm", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

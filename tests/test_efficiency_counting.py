@@ -11,15 +11,6 @@ from efficiency.gpt import GPT, GPTConfig  # noqa: E402
 pytestmark = pytest.mark.torch
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on 2 shared cores, OpenMP barriers across 2 threads run ~7x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_counts_of_a_small_module_match_hand_count():
     m = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 3), nn.LayerNorm(3))
     m[2].weight.requires_grad_(False)

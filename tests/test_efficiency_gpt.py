@@ -9,14 +9,6 @@ from efficiency.gpt import GPT, GPT_PRESETS, GPTConfig, KVCache  # noqa: E402
 pytestmark = pytest.mark.torch
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on 2 shared cores, OpenMP barriers across 2 threads run ~7x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 TINY = GPTConfig(vocab_size=11, context=16, n_layer=2, n_head=2, d_model=8, d_ff=12)
 
 

@@ -21,15 +21,6 @@ from efficiency.quantize import (  # noqa: E402
 pytestmark = pytest.mark.torch
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on 2 shared cores, OpenMP barriers across 2 threads run ~7x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def minilm():
     return load_minilm()     # the package's local folder, local_files_only: no network

@@ -19,15 +19,6 @@ from efficiency.train import (  # noqa: E402
 pytestmark = pytest.mark.torch
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on 2 shared cores, OpenMP barriers across 2 threads run ~7x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_byte_tokenizer_round_trips_any_text():
     tok = ByteTokenizer()
     text = "def f(x):\n    return 'é∑🙂'\n"
