@@ -55,9 +55,10 @@ import numpy as np
 import optax
 import xarray as xr
 
-from pdes.pinn.configs import PINNConfig
+from pdes.pinn.configs import PINNConfig, convert_value
 from pdes.pinn.core import PINN, build_pinn
 from pdes.pinn.residuals import Field, d_t, heat_residual, wave_residual
+from pdes.pinn.train import problem_kind
 from pdes.problems import Burgers, Heat, Wave, problem_params
 
 __all__ = [
@@ -113,16 +114,6 @@ def _residual(kind: str) -> Callable[..., jax.Array]:
     return {"burgers": burgers_inverse_residual, "heat": heat_residual, "wave": wave_residual}[kind]
 
 
-def _kind(problem: Any) -> str:
-    if isinstance(problem, Heat):
-        return "heat"
-    if isinstance(problem, Wave):
-        return "wave"
-    if isinstance(problem, Burgers):
-        return "burgers"
-    raise ValueError(f"identify supports heat, wave and burgers problems, got {type(problem).__name__}")
-
-
 def _resolve_problem(problem: Any) -> Heat | Wave | Burgers:
     if isinstance(problem, str):
         from pdes.problems import PRESETS
@@ -130,13 +121,13 @@ def _resolve_problem(problem: Any) -> Heat | Wave | Burgers:
         if problem not in UNKNOWNS:
             raise ValueError(f"identify supports {', '.join(UNKNOWNS)}; got {problem!r}")
         return PRESETS[problem]
-    _kind(problem)
+    problem_kind(problem)
     return problem
 
 
 def true_coefficients(problem: Heat | Wave | Burgers) -> dict[str, float]:
     """The coefficients the problem was built with, by unknown name ({"l1": 1, "l2": nu} for Burgers)."""
-    kind = _kind(problem)
+    kind = problem_kind(problem)
     if kind == "burgers":
         return {"l1": 1.0, "l2": float(problem.nu)}
     if kind == "heat":
@@ -252,32 +243,7 @@ _INVERSE_FIELDS = {"coeff_lr": float, "init_spread": float, "average_last": floa
 
 
 def _parse_inverse(key: str, value: Any) -> Any:
-    kind = _INVERSE_FIELDS[key]
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("true", "1", "yes", "on"):
-            return True
-        if text in ("false", "0", "no", "off"):
-            return False
-        raise ValueError(f"{key} must be true or false, got {value!r}")
-    if kind is int:
-        try:
-            as_float = float(str(value))
-        except ValueError:
-            raise ValueError(f"{key} must be an integer, got {value!r}") from None
-        if isinstance(value, bool) or not as_float.is_integer():
-            raise ValueError(f"{key} must be an integer, got {value!r}")
-        return int(as_float)
-    if kind is float:
-        if isinstance(value, bool):
-            raise ValueError(f"{key} must be a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{key} must be a number, got {value!r}") from None
-    return str(value)
+    return convert_value(key, value, _INVERSE_FIELDS[key].__name__)
 
 
 def get_inverse_config(kind: str, *, base: InverseConfig | None = None, steps: int | None = None,
@@ -344,7 +310,7 @@ def synthetic_observations(problem: Any, n_obs: int = 2000, noise: float = 0.01,
     coordinates along dim ``obs``; attrs equation, params (JSON), noise, noise_convention,
     seed and true_<name> for each unknown."""
     problem = _resolve_problem(problem)
-    kind = _kind(problem)
+    kind = problem_kind(problem)
     _check_count("n_obs", n_obs, minimum=len(UNKNOWNS[kind]))
     if isinstance(noise, bool) or not isinstance(noise, int | float) or not math.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
@@ -379,7 +345,7 @@ def observations_from_dataset(ds: xr.Dataset, problem: Any) -> tuple[np.ndarray,
     problem: missing variables, shapes that do not match, non-finite values, points outside
     the problem's domain, fewer observations than unknowns."""
     problem = _resolve_problem(problem)
-    kind = _kind(problem)
+    kind = problem_kind(problem)
     if not isinstance(ds, xr.Dataset):
         raise ValueError(f"observations must be an xarray.Dataset, got {type(ds).__name__}")
     missing = [v for v in ("u", "t", "x") if v not in ds.variables]
@@ -648,7 +614,7 @@ def identify(problem: Any, observations: xr.Dataset | str | Path | None = None, 
     start = time.perf_counter()
     cpu0 = time.process_time()
     problem = _resolve_problem(problem)
-    kind = _kind(problem)
+    kind = problem_kind(problem)
     names = UNKNOWNS[kind]
     _check_count("ensemble", ensemble, minimum=1)
     _check_count("seed", seed, minimum=0)

@@ -211,7 +211,12 @@ _FIELD_TYPES = {f.name: f.type for f in fields(PINNConfig)}
 
 
 def _convert(key: str, value: Any) -> Any:
-    kind = _FIELD_TYPES[key]
+    return convert_value(key, value, _FIELD_TYPES[key])
+
+
+def convert_value(key: str, value: Any, kind: str) -> Any:
+    """``value`` (a string from a flag or a TOML value) as the type named ``kind`` ("bool",
+    "int", "float"; anything else gives ``str``); ValueError naming ``key`` when it is not."""
     if kind == "bool":
         if isinstance(value, bool):
             return value

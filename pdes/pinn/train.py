@@ -239,11 +239,12 @@ def resolve_config(problem: Heat | Wave | Burgers, *, preset: str = "fast", conf
                    overrides: dict[str, Any] | None = None) -> PINNConfig:
     """The run's config: the preset level (or ``config``), then TOML, --set overrides, --steps."""
     base = config if config is not None else get_config(problem.name if problem.name in ("heat", "wave", "burgers")
-                                                        else _kind(problem), preset)
+                                                        else problem_kind(problem), preset)
     return apply_overrides(base, config_file=config_file, overrides=overrides, steps=steps)
 
 
-def _kind(problem: Any) -> str:
+def problem_kind(problem: Any) -> str:
+    """'heat', 'wave' or 'burgers' for a problem a PINN can solve; ValueError otherwise."""
     if isinstance(problem, Heat):
         return "heat"
     if isinstance(problem, Wave):
@@ -266,7 +267,7 @@ def solve_pinn(problem: Heat | Wave | Burgers, *, nx: int = 256, nt: int = 100, 
     """
     from pdes.solution import solution_dataset
 
-    _kind(problem)
+    problem_kind(problem)
     for name, value in (("nx", nx), ("nt", nt)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 2:
             raise ValueError(f"{name} must be an integer >= 2, got {value!r}")
