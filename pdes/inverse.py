@@ -57,7 +57,7 @@ import xarray as xr
 
 from pdes.pinn.configs import PINNConfig, convert_value
 from pdes.pinn.core import PINN, build_pinn
-from pdes.pinn.residuals import Field, d_t, heat_residual, wave_residual
+from pdes.pinn.residuals import Field, d_t, heat_residual, u_ux_uxx, wave_residual
 from pdes.pinn.train import problem_kind
 from pdes.problems import Burgers, Heat, Wave, problem_params
 
@@ -84,21 +84,9 @@ _LONG_NAMES = {"l1": "advection coefficient l1", "l2": "viscosity l2", "alpha": 
 # ----------------------------------------------------------------------------- residuals
 
 
-def _u_ux_uxx(u: Field, t: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """(u, u_x, u_xx) at the points by one nested forward-mode pass."""
-    ones = jnp.ones_like(x)
-
-    def first(y):
-        val, dval = jax.jvp(lambda z: u(t, z), (y,), (ones,))
-        return dval, val
-
-    u_x, u_xx, val = jax.jvp(first, (x,), (ones,), has_aux=True)
-    return val, u_x, u_xx
-
-
 def burgers_inverse_residual(u: Field, t: jax.Array, x: jax.Array, l1: jax.Array, l2: jax.Array) -> jax.Array:
     """u_t + l1 u u_x - l2 u_xx. t, x: (N,) -> (N,)."""
-    val, u_x, u_xx = _u_ux_uxx(u, t, x)
+    val, u_x, u_xx = u_ux_uxx(u, t, x)
     return d_t(u)(t, x) + l1 * val * u_x - l2 * u_xx
 
 

@@ -55,7 +55,7 @@ def d_xx(u: Field) -> Field:
     return d_x(d_x(u))
 
 
-def _u_ux_uxx(u: Field, t: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+def u_ux_uxx(u: Field, t: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(u, u_x, u_xx) at the points in one nested forward pass."""
     ones = jnp.ones_like(x)
 
@@ -69,20 +69,20 @@ def _u_ux_uxx(u: Field, t: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Arra
 
 def heat_residual(u: Field, t: jax.Array, x: jax.Array, alpha: float | jax.Array) -> jax.Array:
     """u_t - alpha u_xx. t, x: (N,) -> (N,)."""
-    _, _, u_xx = _u_ux_uxx(u, t, x)
+    _, _, u_xx = u_ux_uxx(u, t, x)
     return d_t(u)(t, x) - alpha * u_xx
 
 
 def wave_residual(u: Field, t: jax.Array, x: jax.Array, c: float | jax.Array) -> jax.Array:
     """u_tt - c^2 u_xx. t, x: (N,) -> (N,)."""
     u_tt = d_t(d_t(u))(t, x)
-    _, _, u_xx = _u_ux_uxx(u, t, x)
+    _, _, u_xx = u_ux_uxx(u, t, x)
     return u_tt - c**2 * u_xx
 
 
 def burgers_residual(u: Field, t: jax.Array, x: jax.Array, nu: float | jax.Array) -> jax.Array:
     """u_t + u u_x - nu u_xx. t, x: (N,) -> (N,)."""
-    val, u_x, u_xx = _u_ux_uxx(u, t, x)
+    val, u_x, u_xx = u_ux_uxx(u, t, x)
     return d_t(u)(t, x) + val * u_x - nu * u_xx
 
 
