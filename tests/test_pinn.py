@@ -244,3 +244,37 @@ def test_cli_rejects_a_toml_config_with_unknown_keys(tmp_path, capsys):
     cfg.write_text("width = 8\nlearning_rate = 0.1\n")
     assert main(["solve", "heat", "--method", "pinn", "--config", str(cfg), "--no-progress"]) == 2
     assert "learning_rate" in capsys.readouterr().err
+
+
+def test_bfgs_restart_on_new_points_keeps_the_inverse_hessian():
+    import optax
+
+    from pdes.pinn.optim import bfgs, keep_curvature
+
+    a = jnp.array([[3.0, 0.5], [0.5, 1.0]])
+
+    def f(p):
+        return 0.5 * p["w"] @ a @ p["w"]
+
+    tx = bfgs()
+    params = {"w": jnp.array([1.0, -2.0])}
+    state = tx.init(params)
+    vg = optax.value_and_grad_from_state(f)
+    for _ in range(4):
+        value, grad = vg(params, state=state)
+        updates, state = tx.update(grad, state, params, value=value, grad=grad, value_fn=f)
+        params = optax.apply_updates(params, updates)
+    h_old = state[0].h
+    assert not np.allclose(h_old, np.eye(2))
+    restarted = keep_curvature(state, tx.init(params))
+    np.testing.assert_allclose(restarted[0].h, h_old)
+    # the first step after the restart follows -H g (no short gradient step, no stale pair)
+    grad = jax.grad(f)(params)
+    d, _ = tx.update(grad, restarted, params, value=f(params), grad=grad, value_fn=f)
+    direction = -(h_old @ grad["w"])
+    cos = float(d["w"] @ direction / (jnp.linalg.norm(d["w"]) * jnp.linalg.norm(direction)))
+    assert cos > 1 - 1e-6
+    # a state that never stepped restarts cold
+    cold = keep_curvature(tx.init(params), tx.init(params))
+    np.testing.assert_allclose(cold[0].h, np.eye(2))
+    assert int(cold[0].count) == 0

@@ -19,7 +19,7 @@ from flax import nnx
 from pdes.pinn import sampling
 from pdes.pinn.configs import PINNConfig
 from pdes.pinn.models import PINNNet
-from pdes.pinn.optim import bfgs
+from pdes.pinn.optim import bfgs, keep_curvature
 from pdes.pinn.residuals import coefficients, d_t, initial_data, residual_fn
 from pdes.problems import Burgers, Heat, Wave
 
@@ -289,8 +289,13 @@ class PINN:
         state restarts, so one compiled function serves every round. Returns (params,
         opt_state, batch, metrics)."""
         tx = self.qn()
-        batch, opt_state = jax.lax.cond(fresh, lambda: (self.qn_batch(params, key), tx.init(params)),
-                                        lambda: (batch, opt_state))
+        def restart():
+            state = tx.init(params)
+            if self.config.qn_method == "bfgs":
+                state = keep_curvature(opt_state, state)
+            return self.qn_batch(params, key), state
+
+        batch, opt_state = jax.lax.cond(fresh, restart, lambda: (batch, opt_state))
 
         def objective(q):
             return self.weighted_loss(q, weights, batch, causal=False)[0]
@@ -351,6 +356,7 @@ def _build_cached(key: tuple) -> PINN:
         terms.append("bc")
     u0, v0 = initial_data(problem)
     proto = PINN(problem, config, None, coeffs, tuple(terms), u0, v0, residual_fn(problem))
-    graphdef, _ = nnx.split(nnx.eval_shape(lambda: proto._net(jax.random.key(0), _dtype(config.dtype))))
+    with jax.enable_x64(config.dtype == "float64"):  # no "float64 not available" warning
+        graphdef, _ = nnx.split(nnx.eval_shape(lambda: proto._net(jax.random.key(0), _dtype(config.dtype))))
     sobol = sampling.sobol_base(config.n_res) if config.sampler == "sobol" else None
     return PINN(problem, config, graphdef, coeffs, tuple(terms), u0, v0, residual_fn(problem), sobol)

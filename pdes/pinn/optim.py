@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-__all__ = ["BFGSState", "bfgs", "scale_by_bfgs"]
+__all__ = ["BFGSState", "bfgs", "keep_curvature", "scale_by_bfgs"]
 
 
 class BFGSState(NamedTuple):
@@ -63,3 +63,16 @@ def scale_by_bfgs() -> optax.GradientTransformation:
 def bfgs(max_linesearch_steps: int = 30) -> optax.GradientTransformationExtraArgs:
     """Dense BFGS with the zoom (strong Wolfe) line search of optax."""
     return optax.chain(scale_by_bfgs(), optax.scale_by_zoom_linesearch(max_linesearch_steps=max_linesearch_steps))
+
+
+def keep_curvature(old_state: tuple, new_state: tuple) -> tuple:
+    """A restarted ``bfgs()`` state (new collocation points) that keeps the inverse Hessian
+    approximation of ``old_state``: the line search and the (s, y) pair start afresh, H does
+    not. The first step after the restart is then d = -H g instead of a short gradient step,
+    and the next pair updates H as usual; throwing H away at every resample costs hundreds of
+    iterations each time. A state that has not taken two steps yet is left as restarted."""
+    old, new = old_state[0], new_state[0]
+    warm = old.count > 1
+    h = jnp.where(warm, old.h, new.h)
+    count = jnp.where(warm, jnp.asarray(2, new.count.dtype), new.count)
+    return (new._replace(h=h, count=count), *new_state[1:])
