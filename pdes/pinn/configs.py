@@ -168,24 +168,27 @@ def _positive_int(name: str, value: Any) -> None:
 
 _BASE = PINNConfig()
 
-# Named levels per problem. `fast`: under 2 minutes on a shared 2-core CPU; `accurate`:
-# under 15 minutes there. All three problems use hard initial/boundary constraints, so the
-# only loss term is the PDE residual (weighting then has nothing to balance).
+# Named levels per problem. `fast`: under 2 minutes on the 2-core CPU; `accurate`: under 15
+# minutes there. All three problems use hard initial/boundary constraints, so the only loss
+# term is the PDE residual (weighting then has nothing to balance). Where a level ends in
+# dense BFGS the network is small and float64 (Urban, Stefanou & Pons 2025): errors and
+# times measured for each level are in benchmarks/results/pinn.md.
 LEVELS: dict[str, dict[str, PINNConfig]] = {
     "heat": {
         "fast": replace(_BASE, arch="mlp", width=32, depth=3, x_modes=2, n_res=1024, steps=1000, lr=3e-3,
                         decay_steps=300, log_every=250, qn_steps=1500, qn_n_res=2048, qn_resample_every=1500),
         "accurate": replace(_BASE, arch="mlp", width=32, depth=3, x_modes=2, n_res=2048, steps=2000, lr=3e-3,
-                            decay_steps=400, dtype="float64", log_every=500, qn_steps=3000, qn_n_res=2048,
-                            qn_resample_every=1500),
+                            decay_steps=400, dtype="float64", log_every=1000, qn_method="bfgs", qn_steps=12000,
+                            qn_n_res=2048, qn_resample_every=1500),
     },
     "wave": {
         "fast": replace(_BASE, width=48, depth=3, x_modes=1, fourier_features=24, fourier_scale=2.0, n_res=512,
                         steps=3000, lr=2e-3, decay_steps=500, log_every=500, qn_steps=1000, qn_n_res=1024,
                         qn_resample_every=500),
-        "accurate": replace(_BASE, width=64, depth=4, x_modes=1, fourier_features=32, fourier_scale=2.0,
-                            n_res=1024, steps=5000, lr=2e-3, decay_steps=1000, log_every=500, qn_steps=2000,
-                            qn_n_res=1024, qn_resample_every=1000),
+        "accurate": replace(_BASE, arch="mlp", width=32, depth=3, x_modes=1, fourier_features=16,
+                            fourier_scale=2.0, rwf=False, dtype="float64", n_res=1024, steps=3000, lr=2e-3,
+                            decay_steps=500, log_every=1000, qn_method="bfgs", qn_steps=6000, qn_n_res=4096,
+                            qn_resample_every=1000),
     },
     "burgers": {
         "fast": replace(_BASE, arch="mlp", width=20, depth=3, rwf=False, dtype="float64", n_res=1024,
