@@ -54,6 +54,17 @@ def test_vmapped_members_train_exactly_like_separate_models():
             np.testing.assert_allclose(np.asarray(a), np.asarray(b)[i], rtol=2e-4, atol=2e-6)
 
 
+def test_float64_config_trains_and_predicts_in_float64():
+    from uncertainty.ensemble import predict_pinn_members, train_pinn_members
+
+    cfg = dataclasses.replace(TINY, dtype="float64", steps=10, log_every=10)
+    fit = train_pinn_members(HEAT, cfg, members=2, key=jax.random.key(0), progress=False)
+    assert {a.dtype for a in jax.tree.leaves(fit.params)} == {np.dtype("float64")}
+    t, x = np.linspace(0, 1, 3), np.linspace(0, 1, 4)
+    u = predict_pinn_members(fit.model, fit.params, t, x)
+    assert u.shape == (2, 3, 4) and np.all(np.isfinite(u))
+
+
 def test_heat_ensemble_report_is_computed_against_the_exact_solution(tmp_path):
     pred, rep = tmp_path / "pred.nc", tmp_path / "rep"
     args = [

@@ -152,6 +152,13 @@ def train_pinn_members(
     if steps is not None:
         config = dataclasses.replace(config, steps=int(steps))
     pinn = build_pinn(problem, config)  # validates before any jit
+    # a float64 config trains in float64 from the start, as pdes.pinn.train does
+    with jax.enable_x64(True) if getattr(config, "dtype", "float32") == "float64" else contextlib.nullcontext():
+        return _train_pinn_members(pinn, config, m, key, chunk, shard, progress, qn)
+
+
+def _train_pinn_members(pinn: Any, config: Any, m: int, key: jax.Array, chunk: int | None, shard: bool,
+                        progress: bool, qn: bool) -> EnsembleFit:
     n_total = config.steps
     chunk = int(chunk or min(config.log_every, n_total))
     init_key, train_key, qn_key = jax.random.split(key, 3)
@@ -241,8 +248,10 @@ def _qn_phase(
 
 def predict_pinn_members(pinn: Any, params: Any, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Every member's u on the grid t x x: (M, nt, nx), float64."""
-    fn = jax.jit(jax.vmap(pinn.predict_grid, in_axes=(0, None, None)))
-    return np.asarray(fn(params, jnp.asarray(t), jnp.asarray(x)), dtype=np.float64)
+    x64 = any(a.dtype == jnp.float64 for a in jax.tree.leaves(params))
+    with jax.enable_x64(True) if x64 else contextlib.nullcontext():
+        fn = jax.jit(jax.vmap(pinn.predict_grid, in_axes=(0, None, None)))
+        return np.asarray(fn(params, np.asarray(t), np.asarray(x)), dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- FNO
