@@ -221,7 +221,7 @@ INVERSE_PRESETS: dict[str, InverseConfig] = {
                           coeff_lr=0.05, init=(("c", 1.0),), lbfgs_steps=1000),
     "burgers": InverseConfig(pinn=replace(_NET, width=32, depth=4, x_modes=1, n_res=1024, steps=2000,
                                           decay_steps=200),
-                             coeff_lr=0.05, init=(("l1", 0.5), ("l2", math.exp(-6.0))), lbfgs_steps=800),
+                             coeff_lr=0.05, init=(("l1", 0.5), ("l2", math.exp(-6.0))), lbfgs_steps=2000),
 }
 
 
