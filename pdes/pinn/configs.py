@@ -63,7 +63,8 @@ class PINNConfig:
     exponential decay by ``decay_rate`` every ``decay_steps``; then ``qn_steps`` of a
     quasi-Newton method ``qn_method`` (dense "bfgs" or optax "lbfgs" with ``qn_memory``
     pairs; both with the zoom line search) in ``qn_dtype`` on ``qn_n_res`` points redrawn
-    every ``qn_resample_every`` steps. ``log_every`` steps run as one compiled chunk;
+    every ``qn_resample_every`` steps (dense BFGS keeps its inverse Hessian across redraws;
+    L-BFGS restarts its memory). ``log_every`` steps run as one compiled chunk;
     history and the error against the exact solution are recorded after each chunk.
     """
 
