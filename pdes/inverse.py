@@ -39,7 +39,6 @@ Observation files are netCDF Datasets with a variable ``u`` either scattered (di
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import sys
@@ -57,6 +56,7 @@ import xarray as xr
 
 from pdes.pinn.configs import PINNConfig, convert_value
 from pdes.pinn.core import PINN, build_pinn
+from pdes.pinn.precision import all_finite, cast_floats, x64_if
 from pdes.pinn.residuals import Field, d_t, heat_residual, u_ux_uxx, wave_residual
 from pdes.pinn.train import problem_kind
 from pdes.problems import Burgers, Heat, Wave, problem_params
@@ -678,7 +678,7 @@ def identify(problem: Any, observations: xr.Dataset | str | Path | None = None, 
 
     try:
         # ------------------------------------------------------------ Adam (one vmapped program)
-        with _x64(c.dtype == "float64"):
+        with x64_if(c.dtype == "float64"):
             keys = jax.random.split(jax.random.key(seed), ensemble)
             states = jax.jit(jax.vmap(trainer.init))(keys, {k: jnp.asarray(v, dtype) for k, v in raw0.items()})
             obs = {"t": jnp.asarray(t_obs, dtype), "x": jnp.asarray(x_obs, dtype), "u": jnp.asarray(u_obs, dtype)}
@@ -697,7 +697,7 @@ def identify(problem: Any, observations: xr.Dataset | str | Path | None = None, 
                     k = min(k, warm_until - step)
                 new_states, metrics = chunk(states, jnp.asarray(step, jnp.int32), obs, w,
                                             jnp.asarray(avg_from, jnp.int32), jnp.asarray(warm_until, jnp.int32), k)
-                if not (np.all(np.isfinite(np.asarray(metrics["loss"]))) and _finite(new_states)):
+                if not (np.all(np.isfinite(np.asarray(metrics["loss"]))) and all_finite(new_states)):
                     stopped = f"non-finite loss in steps {step + 1}..{step + k}; kept the state of step {step}"
                     break
                 states = new_states
@@ -715,9 +715,9 @@ def identify(problem: Any, observations: xr.Dataset | str | Path | None = None, 
         if stopped == "completed" and cfg.lbfgs_steps > 0:
             lb64 = cfg.lbfgs_dtype == "float64" or c.dtype == "float64"
             lb_dtype = jnp.float64 if lb64 else jnp.float32
-            with _x64(lb64):
-                q = (_cast(params, lb_dtype), _cast(raw, lb_dtype))
-                weights = _cast(weights, lb_dtype)
+            with x64_if(lb64):
+                q = (cast_floats(params, lb_dtype), cast_floats(raw, lb_dtype))
+                weights = cast_floats(weights, lb_dtype)
                 obs = {kk: jnp.asarray(v, lb_dtype) for kk, v in obs.items()}
                 w = jnp.asarray(w_obs, lb_dtype)
                 lb_chunk = jax.jit(jax.vmap(trainer.lbfgs_member, in_axes=(0, 0, 0, 0, None, 0, None)),
@@ -734,7 +734,7 @@ def identify(problem: Any, observations: xr.Dataset | str | Path | None = None, 
                         opt_state = lb_init(q)
                     n = min(c.log_every, total - step, cfg.lbfgs_resample_every - kk % cfg.lbfgs_resample_every)
                     new_q, new_opt, metrics = lb_chunk(q, opt_state, weights, batch, obs, w, n)
-                    if not (np.all(np.isfinite(np.asarray(metrics["loss"]))) and _finite(new_q)):
+                    if not (np.all(np.isfinite(np.asarray(metrics["loss"]))) and all_finite(new_q)):
                         stopped = (f"non-finite loss in the L-BFGS steps {step + 1}..{step + n}; kept the state "
                                    f"of step {step}")
                         break
@@ -761,18 +761,6 @@ def identify(problem: Any, observations: xr.Dataset | str | Path | None = None, 
                          obs_ds.attrs.get("noise", noise if observations is None else None), ensemble)
     ds.attrs["cpu_time_s"] = cpu
     return IdentifyResult(ds, estimates, std, members, truth, rel_error, wall, {"cpu_time_s": cpu})
-
-
-def _x64(on: bool):
-    return jax.enable_x64(True) if on else contextlib.nullcontext()
-
-
-def _cast(tree: Any, dtype) -> Any:
-    return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
-
-
-def _finite(tree: Any) -> bool:
-    return all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree.leaves(tree) if jnp.issubdtype(a.dtype, jnp.floating))
 
 
 def _with_truth(problem: Heat | Wave | Burgers, truth: Mapping[str, float]) -> Heat | Wave | Burgers:

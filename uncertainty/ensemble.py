@@ -18,7 +18,6 @@ i.e. mean of member variances (aleatoric) plus variance of member means (epistem
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import sys
 import time
@@ -145,6 +144,7 @@ def train_pinn_members(
     in config.qn_dtype); every phase is one vmapped program. A member whose quasi-Newton
     chunk turns non-finite keeps its last finite parameters (a per-member NaN guard)."""
     from pdes.pinn.core import build_pinn
+    from pdes.pinn.precision import x64_if
 
     if isinstance(members, bool) or not isinstance(members, int | np.integer) or members < 1:
         raise ValueError(f"members must be a positive integer, got {members!r}")
@@ -153,7 +153,7 @@ def train_pinn_members(
         config = dataclasses.replace(config, steps=int(steps))
     pinn = build_pinn(problem, config)  # validates before any jit
     # a float64 config trains in float64 from the start, as pdes.pinn.train does
-    with jax.enable_x64(True) if getattr(config, "dtype", "float32") == "float64" else contextlib.nullcontext():
+    with x64_if(config.dtype == "float64"):
         return _train_pinn_members(pinn, config, m, key, chunk, shard, progress, qn)
 
 
@@ -191,10 +191,6 @@ def _train_pinn_members(pinn: Any, config: Any, m: int, key: jax.Array, chunk: i
     return EnsembleFit(pinn, params, history, time.perf_counter() - start, m)
 
 
-def _cast(tree: Any, dtype: Any) -> Any:
-    return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
-
-
 def _qn_phase(
     pinn: Any,
     config: Any,
@@ -207,11 +203,13 @@ def _qn_phase(
     history: list,
 ) -> Any:
     """The quasi-Newton phase of every member at once; returns params in their Adam dtype."""
+    from pdes.pinn.precision import cast_floats, x64_if
+
     dtype = jax.tree.leaves(params)[0].dtype
     x64 = config.qn_dtype == "float64"
-    with jax.enable_x64(True) if x64 else contextlib.nullcontext():
+    with x64_if(x64):
         qdt = jnp.float64 if x64 else jnp.float32
-        params, weights = _cast(params, qdt), _cast(weights, qdt)
+        params, weights = cast_floats(params, qdt), cast_floats(weights, qdt)
         opt_state, batch = jax.jit(jax.vmap(pinn.init_qn))(params)
         keys = jax.random.split(key, m)
         compiled: dict[int, Callable] = {}
@@ -243,13 +241,14 @@ def _qn_phase(
             done += n
             bar.update(n)
             bar.set_postfix(loss=f"{float(np.median(history[-1])):.2e}")
-        return jax.block_until_ready(_cast(params, dtype))
+        return jax.block_until_ready(cast_floats(params, dtype))
 
 
 def predict_pinn_members(pinn: Any, params: Any, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Every member's u on the grid t x x: (M, nt, nx), float64."""
-    x64 = any(a.dtype == jnp.float64 for a in jax.tree.leaves(params))
-    with jax.enable_x64(True) if x64 else contextlib.nullcontext():
+    from pdes.pinn.precision import uses_float64, x64_if
+
+    with x64_if(uses_float64(params)):
         fn = jax.jit(jax.vmap(pinn.predict_grid, in_axes=(0, None, None)))
         return np.asarray(fn(params, np.asarray(t), np.asarray(x)), dtype=np.float64)
 

@@ -20,6 +20,7 @@ from pdes.pinn import sampling
 from pdes.pinn.configs import PINNConfig
 from pdes.pinn.models import PINNNet
 from pdes.pinn.optim import bfgs, keep_curvature
+from pdes.pinn.precision import x64_if
 from pdes.pinn.residuals import coefficients, d_t, initial_data, residual_fn
 from pdes.problems import Burgers, Heat, Wave
 
@@ -356,7 +357,7 @@ def _build_cached(key: tuple) -> PINN:
         terms.append("bc")
     u0, v0 = initial_data(problem)
     proto = PINN(problem, config, None, coeffs, tuple(terms), u0, v0, residual_fn(problem))
-    with jax.enable_x64(config.dtype == "float64"):  # no "float64 not available" warning
+    with x64_if(config.dtype == "float64"):  # no "float64 not available" warning
         graphdef, _ = nnx.split(nnx.eval_shape(lambda: proto._net(jax.random.key(0), _dtype(config.dtype))))
     sobol = sampling.sobol_base(config.n_res) if config.sampler == "sobol" else None
     return PINN(problem, config, graphdef, coeffs, tuple(terms), u0, v0, residual_fn(problem), sobol)

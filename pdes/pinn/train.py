@@ -9,7 +9,6 @@ dim ``step``).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import sys
@@ -27,6 +26,7 @@ import xarray as xr
 from pdes.pinn.checkpoint import load_checkpoint, restore_tree, save_checkpoint
 from pdes.pinn.configs import PINNConfig, apply_overrides, get_config
 from pdes.pinn.core import PINN, TrainState, build_pinn
+from pdes.pinn.precision import all_finite, cast_floats, uses_float64, x64_if
 from pdes.problems import Burgers, Heat, Wave, problem_params
 
 __all__ = ["TrainResult", "reference_solution", "resolve_config", "solve_pinn", "train"]
@@ -54,19 +54,6 @@ def reference_solution(problem: Heat | Wave | Burgers, t: np.ndarray, x: np.ndar
         return np.asarray(exact_solution(problem, t, x), dtype=np.float64)
     except ValueError:
         return None
-
-
-def _x64(on: bool):
-    return jax.enable_x64(True) if on else contextlib.nullcontext()
-
-
-def _cast(tree: Any, dtype) -> Any:
-    return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
-
-
-def _finite(tree: Any) -> bool:
-    return all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree.leaves(tree)
-               if jnp.issubdtype(a.dtype, jnp.floating))
 
 
 def _problem_id(problem: Heat | Wave | Burgers) -> dict[str, Any]:
@@ -105,7 +92,7 @@ def train(pinn: PINN, *, seed: int = 0, t_grid: np.ndarray, x_grid: np.ndarray, 
     step = 0
     base_key = jax.random.key(seed)
 
-    with _x64(f64):
+    with x64_if(f64):
         params = pinn.init(jax.random.fold_in(base_key, 0))
         state = pinn.init_train_state(params, jax.random.fold_in(base_key, 1))
     lbfgs_params = None
@@ -119,16 +106,16 @@ def train(pinn: PINN, *, seed: int = 0, t_grid: np.ndarray, x_grid: np.ndarray, 
         history = [dict(h) for h in meta.get("history", [])]
         elapsed0 = float(meta.get("wall_time_s", 0.0))
         if meta["phase"] == "adam":
-            with _x64(f64):
+            with x64_if(f64):
                 template = {"params": state.params, "opt_state": state.opt_state, "weights": state.weights,
                             "key": jax.random.key_data(state.key)}
                 tree = restore_tree(template, leaves, f"checkpoint {str(resume)!r}")
                 state = TrainState(tree["params"], tree["opt_state"], tree["weights"],
                                    jax.random.wrap_key_data(tree["key"]), jnp.asarray(step, jnp.int32))
         else:
-            with _x64(lb64):
-                template = {"params": _cast(state.params, jnp.float64 if lb64 else jnp.float32),
-                            "weights": _cast(state.weights, jnp.float64 if lb64 else jnp.float32)}
+            with x64_if(lb64):
+                template = {"params": cast_floats(state.params, jnp.float64 if lb64 else jnp.float32),
+                            "weights": cast_floats(state.weights, jnp.float64 if lb64 else jnp.float32)}
                 tree = restore_tree(template, leaves, f"checkpoint {str(resume)!r}")
                 lbfgs_params, lbfgs_weights = tree["params"], tree["weights"]
         if step >= total:
@@ -174,11 +161,11 @@ def train(pinn: PINN, *, seed: int = 0, t_grid: np.ndarray, x_grid: np.ndarray, 
         good = ({"params": lbfgs_params, "weights": lbfgs_weights}, "lbfgs")
     # ---------------------------------------------------------------- Adam
     adam_chunk = pinn.jitted("adam_chunk", static_argnums=1)
-    with _x64(f64):
+    with x64_if(f64):
         while step < c.steps:
             n = min(c.log_every, c.steps - step)
             new_state, metrics = adam_chunk(state, n)
-            if not (math.isfinite(float(metrics["loss"])) and _finite(new_state.params)):
+            if not (math.isfinite(float(metrics["loss"])) and all_finite(new_state.params)):
                 stopped = (f"non-finite loss in the Adam steps {step + 1}..{step + n}; "
                            f"kept the last good state (step {step})")
                 break
@@ -194,10 +181,10 @@ def train(pinn: PINN, *, seed: int = 0, t_grid: np.ndarray, x_grid: np.ndarray, 
     # ---------------------------------------------------------------- quasi-Newton
     if stopped == "completed" and step < total:
         lb_dtype = jnp.float64 if lb64 else jnp.float32
-        with _x64(lb64):
+        with x64_if(lb64):
             if lbfgs_params is None:
-                lbfgs_params = _cast(final_params, lb_dtype)
-                lbfgs_weights = _cast(state.weights, lb_dtype)
+                lbfgs_params = cast_floats(final_params, lb_dtype)
+                lbfgs_weights = cast_floats(state.weights, lb_dtype)
             params, weights = lbfgs_params, lbfgs_weights
             chunk = pinn.jitted("qn_chunk", static_argnums=6)
             opt_state, batch = pinn.jitted("init_qn")(params)
@@ -208,7 +195,7 @@ def train(pinn: PINN, *, seed: int = 0, t_grid: np.ndarray, x_grid: np.ndarray, 
                 n = min(c.log_every, total - step, c.qn_resample_every - k % c.qn_resample_every)
                 new_params, new_opt, new_batch, metrics = chunk(
                     params, opt_state, weights, batch, jax.random.fold_in(base_key, 1000 + step), jnp.asarray(fresh), n)
-                if not (math.isfinite(float(metrics["loss"])) and _finite(new_params)):
+                if not (math.isfinite(float(metrics["loss"])) and all_finite(new_params)):
                     stopped = (f"non-finite loss in the quasi-Newton steps {step + 1}..{step + n}; "
                                f"kept the last good state (step {step})")
                     break
@@ -281,7 +268,7 @@ def solve_pinn(problem: Heat | Wave | Burgers, *, nx: int = 256, nt: int = 100, 
     u_ref = reference_solution(problem, t, x)
     result = train(pinn, seed=seed, t_grid=t, x_grid=x, u_ref=u_ref, progress=progress,
                    checkpoint_dir=checkpoint_dir, resume=resume)
-    with _x64(any(a.dtype == jnp.float64 for a in jax.tree.leaves(result.params))):
+    with x64_if(uses_float64(result.params)):
         u = np.asarray(pinn.jitted("predict_grid")(result.params, t, x), dtype=np.float64)
     rel = float(np.linalg.norm(u - u_ref) / np.linalg.norm(u_ref)) if u_ref is not None else math.nan
     ds = solution_dataset(
