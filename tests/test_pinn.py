@@ -221,6 +221,18 @@ def test_resume_continues_from_the_checkpoint_and_rejects_another_problem(tmp_pa
         solve_pinn(HEAT, config=cfg, resume=tmp_path / "nowhere", progress=False)
 
 
+def test_time_budget_stops_at_a_chunk_boundary_and_resume_goes_on(tmp_path, capsys):
+    # a budget far below one chunk's time: training ends after the first chunk of each run
+    cfg = replace(TINY, steps=300, max_wall_s=1e-9)
+    first = solve_pinn(HEAT, nx=32, nt=10, config=cfg, checkpoint_dir=tmp_path, progress=False)
+    assert first.attrs["steps_done"] == 100 and first.attrs["stopped"].startswith("time budget")
+    assert "time budget" in capsys.readouterr().err
+    more = solve_pinn(HEAT, nx=32, nt=10, config=replace(cfg, max_wall_s=0.0), resume=tmp_path, progress=False)
+    assert more.attrs["steps_done"] == 300 and more.attrs["stopped"] == "completed"
+    with pytest.raises(ValueError, match="max_wall_s"):
+        replace(TINY, max_wall_s=-1.0)
+
+
 # ------------------------------------------------------------------ command line
 @pytest.mark.parametrize("args, named", [
     (["--set", "widht=3"], "widht"),

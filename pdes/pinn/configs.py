@@ -66,6 +66,9 @@ class PINNConfig:
     every ``qn_resample_every`` steps (dense BFGS keeps its inverse Hessian across redraws;
     L-BFGS restarts its memory). ``log_every`` steps run as one compiled chunk;
     history and the error against the exact solution are recorded after each chunk.
+    ``max_wall_s`` (0: no limit) ends training at the first chunk boundary after that many
+    seconds of this run; the result, history and a checkpoint are of that state, and
+    ``--resume`` goes on from it.
     """
 
     # network
@@ -115,6 +118,7 @@ class PINNConfig:
     # logging
     log_every: int = 100
     checkpoint_every: int = 1000
+    max_wall_s: float = 0.0
 
     def __post_init__(self) -> None:
         _choice("arch", self.arch, ARCHS)
@@ -137,6 +141,9 @@ class PINNConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if (isinstance(self.max_wall_s, bool) or not isinstance(self.max_wall_s, int | float)
+                or not math.isfinite(self.max_wall_s) or self.max_wall_s < 0):
+            raise ValueError(f"max_wall_s must be a non-negative number of seconds, got {self.max_wall_s!r}")
         if not (0.0 <= self.dropout < 1.0):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not (0.0 <= self.weight_momentum < 1.0):

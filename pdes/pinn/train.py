@@ -126,6 +126,9 @@ def train(pinn: PINN, *, seed: int = 0, t_grid: np.ndarray, x_grid: np.ndarray, 
     stopped = "completed"
     ref_norm = float(np.linalg.norm(u_ref)) if u_ref is not None else math.nan
 
+    def out_of_time() -> bool:
+        return c.max_wall_s > 0 and time.perf_counter() - start >= c.max_wall_s
+
     def evaluate(p) -> float:
         if u_ref is None:
             return math.nan
@@ -176,6 +179,10 @@ def train(pinn: PINN, *, seed: int = 0, t_grid: np.ndarray, x_grid: np.ndarray, 
             good = (adam_tree(state), "adam")
             if step % c.checkpoint_every == 0 or step == c.steps:
                 checkpoint(*good)
+            if out_of_time() and step < total:
+                stopped = f"time budget max_wall_s={c.max_wall_s:g} s reached at step {step} of {total}"
+                checkpoint(*good)
+                break
         final_params = state.params
 
     # ---------------------------------------------------------------- quasi-Newton
@@ -208,11 +215,17 @@ def train(pinn: PINN, *, seed: int = 0, t_grid: np.ndarray, x_grid: np.ndarray, 
                 good = ({"params": params, "weights": weights}, "lbfgs")
                 if step % c.checkpoint_every == 0 or step == total:
                     checkpoint(*good)
+                if out_of_time() and step < total:
+                    stopped = f"time budget max_wall_s={c.max_wall_s:g} s reached at step {step} of {total}"
+                    checkpoint(*good)
+                    break
             final_params = params
     elif stopped == "completed" and lbfgs_params is not None:
         final_params = lbfgs_params
     bar.close()
-    if stopped != "completed":
+    if stopped.startswith("time budget"):
+        print(f"pdes: note: {stopped}; --resume continues from the checkpoint", file=sys.stderr)
+    elif stopped != "completed":
         print(f"pdes: warning: NaN guard: {stopped}", file=sys.stderr)
         if good is not None:
             checkpoint(*good)
