@@ -1,6 +1,7 @@
 """Side-by-side benchmark: our JAX/Flax FNO vs neuraloperator 2.0's FNO (PyTorch), same data.
 
     .venv/bin/python benchmarks/fno_vs_neuraloperator.py [--epochs 20] [--batch-size 32] [--json]
+    python3 benchmarks/fno_vs_neuraloperator.py --device cuda --peer-python python3   # on a GPU machine
 
 Both train on our Burgers set (nu = 0.1, u0 ~ N(0, 625 (-Laplacian + 25 I)^-2) -> u(., 1),
 512 train / 128 test at 256 points; generated here with ``operators.data`` unless
@@ -12,7 +13,9 @@ normalisation. Kept modes: ours ``modes = 9`` keeps k = 0..8; neuraloperator's
 neuraloperator runs in its own virtual environment ``benchmarks/_envs/neuralop``, created
 on first use with ``pip install -c constraints.txt torch==2.13.0 neuraloperator`` (the
 constraint keeps pip on the CPU wheel of torch 2.13.0; the script checks that the installed
-torch has no CUDA). Each side trains in its own process, one after the other, and reports
+torch has no CUDA). On a GPU (``--device cuda``) both sides run on the GPU in full float32
+(JAX matmul precision "highest", PyTorch with TF32 off) and ``--peer-python`` names an
+interpreter that already has torch with CUDA and neuraloperator. Each side trains in its own process, one after the other, and reports
 its training throughput (samples/s over epochs 2..E, i.e. without JAX's compilation or
 PyTorch's first-epoch warm-up), total wall time (with compilation) and final test rel. L2.
 The two architectures differ where neuraloperator's defaults differ from the FNO paper
@@ -47,13 +50,19 @@ TORCH_SCRIPT = textwrap.dedent(
     cfg = json.loads(sys.argv[1])
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
+    dev = torch.device(cfg["device"])
+    cuda = dev.type == "cuda"
+    if cuda:  # full float32 arithmetic, as ours runs with matmul precision "highest"
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     d = np.load(cfg["npz"])
     torch.manual_seed(cfg["seed"])
-    a_tr, u_tr = torch.tensor(d["a_train"])[:, None], torch.tensor(d["u_train"])[:, None]
-    a_te, u_te = torch.tensor(d["a_test"])[:, None], torch.tensor(d["u_test"])[:, None]
+    a_tr, u_tr = (torch.tensor(d[k])[:, None].to(dev) for k in ("a_train", "u_train"))
+    a_te, u_te = (torch.tensor(d[k])[:, None].to(dev) for k in ("a_test", "u_test"))
     am, as_, um, us = (float(x) for x in d["stats"])
     model = FNO(n_modes=(cfg["n_modes"],), in_channels=1, out_channels=1, hidden_channels=cfg["width"],
-                n_layers=cfg["depth"])
+                n_layers=cfg["depth"]).to(dev)
     n_params = sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters())
     bs, epochs = cfg["batch_size"], cfg["epochs"]
     steps = a_tr.shape[0] // bs
@@ -78,9 +87,10 @@ TORCH_SCRIPT = textwrap.dedent(
     times = []
     t_start = time.perf_counter()
     for ep in range(epochs):
+        sync()
         t0 = time.perf_counter()
         model.train()
-        perm = torch.randperm(a_tr.shape[0], generator=gen)
+        perm = torch.randperm(a_tr.shape[0], generator=gen).to(dev)
         for i in range(steps):
             idx = perm[i * bs:(i + 1) * bs]
             opt.zero_grad(set_to_none=True)
@@ -88,13 +98,15 @@ TORCH_SCRIPT = textwrap.dedent(
             loss.backward()
             opt.step()
             sched.step()
+        sync()
         times.append(time.perf_counter() - t0)
     wall = time.perf_counter() - t_start
     model.eval()
     with torch.no_grad():
         test = float(rel_l2(forward(a_te), u_te))
     print(json.dumps({"name": "neuraloperator", "epoch_times": times, "wall_time_s": wall, "rel_l2": test,
-                      "n_params": n_params, "torch": torch.__version__, "threads": torch.get_num_threads()}))
+                      "n_params": n_params, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                      "device": torch.cuda.get_device_name(dev) if cuda else "cpu"}))
     """
 )
 
@@ -118,7 +130,8 @@ OURS_SCRIPT = textwrap.dedent(
     times = [cum[0]] + [b - a for a, b in zip(cum, cum[1:])]
     import jax
     print(json.dumps({"name": "ours (JAX/Flax NNX)", "epoch_times": times, "wall_time_s": wall,
-                      "rel_l2": hist[-1]["test_rel_l2"], "n_params": param_count(model), "jax": jax.__version__}))
+                      "rel_l2": hist[-1]["test_rel_l2"], "n_params": param_count(model), "jax": jax.__version__,
+                      "device": jax.devices()[0].device_kind}))
     """
 )
 
@@ -162,7 +175,11 @@ def export_npz(data: Path, n_train: int, n_test: int, nx: int, tmp: Path) -> Pat
 
 
 def run(python: str, script: str, cfg: dict) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    if cfg["device"] == "cpu":
+        env["JAX_PLATFORMS"] = "cpu"
+    else:
+        env.update(JAX_PLATFORMS="cuda", JAX_DEFAULT_MATMUL_PRECISION="highest", XLA_PYTHON_CLIENT_PREALLOCATE="false")
     if cfg["threads"] == 1:  # XLA's CPU client: one thread for the Eigen ops as well
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
                             " intra_op_parallelism_threads=1").strip()
@@ -198,13 +215,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0,
                    help="threads per side (0: each library's default, all cores; 1: single-threaded torch and XLA)")
     p.add_argument("--repeats", type=int, default=1, help="alternate the two runs this many times (best of)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where both sides train (default cpu)")
+    p.add_argument("--peer-python", default=None,
+                   help="interpreter with torch and neuraloperator (default: the script's own CPU venv)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    py = ensure_env()
+    py = Path(args.peer_python) if args.peer_python else ensure_env()
     data = ensure_data(args.data, args.seed)
     common = {"epochs": args.epochs, "batch_size": args.batch_size, "width": args.width, "depth": args.depth,
               "lr": args.lr, "weight_decay": 1e-4, "warmup_epochs": min(5, args.epochs - 1), "seed": args.seed,
-              "n_train": 512, "threads": args.threads}
+              "n_train": 512, "threads": args.threads, "device": args.device}
     with tempfile.TemporaryDirectory() as tmp:
         npz = export_npz(data, 512, 128, 256, Path(tmp))
         results: dict[str, list[dict]] = {"ours": [], "neuraloperator": []}
@@ -213,8 +233,11 @@ def main(argv: list[str] | None = None) -> int:
                                                                          "n_modes": 2 * (args.modes - 1)}))
             results["ours"].append(run(sys.executable, OURS_SCRIPT, {**common, "npz": str(npz), "modes": args.modes}))
     best = {k: max(v, key=lambda r: r["samples_per_s"]) for k, v in results.items()}
+    machine = f"{cpu_name()}, {os.cpu_count()} cores"
+    if args.device == "cuda":
+        machine = f"{best['ours']['device']} (JAX) / {best['neuraloperator']['device']} (torch); host {machine}"
     summary = {
-        "machine": f"{cpu_name()}, {os.cpu_count()} cores (shared with other jobs)",
+        "machine": machine,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "config": {**common, "modes_kept": args.modes, "neuralop_n_modes": 2 * (args.modes - 1), "train": 512,
                    "test": 128, "nx": 256},

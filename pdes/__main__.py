@@ -204,6 +204,10 @@ def _report_row(ds: Any, out: str | None, plot: str | None) -> dict[str, Any]:
     if "u_true" in ds:
         cmp = compare(ds, ds, var="u", ref_var="u_true")
         row.update(rel_l2=cmp.rel_l2, max_abs=cmp.max_abs, reference="u_true")
+    for key in ("steps_done", "stopped", "device"):  # PINN runs: how far training got, and where
+        if key in ds.attrs:
+            value = ds.attrs[key]
+            row[key] = int(value) if key == "steps_done" else str(value)
     row["out"] = out
     row["plot"] = plot
     return row
