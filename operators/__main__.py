@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--width", type=int, help="hidden channels (default 64 in 1D, 32 in 2D)")
     t.add_argument("--depth", type=int, help="Fourier layers (default 4)")
     t.add_argument("--padding", type=float, help="zero padding as a fraction of the grid (non-periodic data)")
+    t.add_argument("--no-coords", dest="coords", action="store_false", default=None,
+                   help="do not append the grid coordinates (translation-equivariant model)")
     t.add_argument("--dropout", type=float, help="dropout rate (default 0)")
     t.add_argument("--seed", type=int, help="seed (default 0)")
     t.add_argument("--checkpoint-every", type=int, help="epochs between checkpoints (default 10)")
@@ -96,7 +98,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     a, _, _ = split_arrays(ds)
     dim = a.ndim - 1
     model_kw = {k: v for k, v in (("modes", args.modes), ("width", args.width), ("depth", args.depth),
-                                  ("padding", args.padding), ("dropout", args.dropout)) if v is not None}
+                                  ("padding", args.padding), ("dropout", args.dropout),
+                                  ("coords", args.coords)) if v is not None}
     defaults = {"modes": 16, "width": 64} if dim == 1 else {"modes": 12, "width": 32}
     mcfg = FNOConfig(dim=dim, **{**defaults, **model_kw})
     train_kw = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),

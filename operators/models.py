@@ -6,7 +6,9 @@ periodic grid of [0, 1)^d to outputs ``u: (batch, *spatial)``:
     a -> normalise -> [a, x] -> lift P (linear) -> L x (spectral conv + pointwise W, GELU)
       -> projection Q (width -> proj_hidden -> 1, GELU) -> de-normalise -> u
 
-(Li et al. 2021, section 4, with the grid coordinates appended as in the paper's code).
+(Li et al. 2021, section 4, with the grid coordinates appended as in the paper's code;
+``coords=False`` leaves them out, which keeps the model translation equivariant, the right
+prior for a translation-invariant operator on a periodic domain such as the heat kernel).
 ``modes`` counts kept frequencies per axis, |k| <= modes - 1 (see ``operators.layers``).
 The normalisation is by scalar means and standard deviations of the training inputs and
 targets (kept as non-trainable ``Normalizer`` variables), not per grid point, so the model
@@ -53,6 +55,7 @@ class FNOConfig:
                   (0 for periodic data; ~0.25 for non-periodic data). A fraction, not a
                   point count, so the model stays resolution independent.
     dropout:      dropout rate after each hidden activation (0 = none; used by MC dropout).
+    coords:       append the grid coordinates x to the input channels (True, as the paper).
     in_channels, out_channels: channels of a and u (1 each for scalar fields).
     """
 
@@ -63,6 +66,7 @@ class FNOConfig:
     proj_hidden: int = 128
     padding: float = 0.0
     dropout: float = 0.0
+    coords: bool = True
     in_channels: int = 1
     out_channels: int = 1
 
@@ -77,6 +81,8 @@ class FNOConfig:
             raise ValueError(f"padding must be a fraction in [0, 1], got {self.padding!r}")
         if not (0.0 <= self.dropout < 1.0):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.coords, bool):
+            raise ValueError(f"coords must be true or false, got {self.coords!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -110,7 +116,7 @@ class FNO(nnx.Module):
     def __init__(self, config: FNOConfig, *, rngs: nnx.Rngs):
         self.config = config
         c = config
-        self.lift = nnx.Linear(c.in_channels + c.dim, c.width, rngs=rngs)
+        self.lift = nnx.Linear(c.in_channels + (c.dim if c.coords else 0), c.width, rngs=rngs)
         self.spectral = nnx.List([SpectralConv(c.width, c.width, c.modes, c.dim, rngs=rngs) for _ in range(c.depth)])
         self.pointwise = nnx.List([nnx.Linear(c.width, c.width, rngs=rngs) for _ in range(c.depth)])
         self.proj1 = nnx.Linear(c.width, c.proj_hidden, rngs=rngs)
@@ -139,9 +145,11 @@ class FNO(nnx.Module):
         spatial = x.shape[1:-1]
         check_modes(c.modes, spatial)
         x = (x - self.a_mean.value) / self.a_std.value
-        grids = jnp.meshgrid(*[jnp.arange(n, dtype=jnp.float32) / n for n in spatial], indexing="ij")
-        coords = jnp.broadcast_to(jnp.stack(grids, axis=-1), (x.shape[0], *spatial, c.dim))
-        x = self.lift(jnp.concatenate([x, coords], axis=-1))
+        if c.coords:
+            grids = jnp.meshgrid(*[jnp.arange(n, dtype=jnp.float32) / n for n in spatial], indexing="ij")
+            coords = jnp.broadcast_to(jnp.stack(grids, axis=-1), (x.shape[0], *spatial, c.dim))
+            x = jnp.concatenate([x, coords], axis=-1)
+        x = self.lift(x)
         pads = [int(round(c.padding * n)) for n in spatial]
         if any(pads):
             x = jnp.pad(x, [(0, 0), *[(0, p) for p in pads], (0, 0)])

@@ -104,6 +104,22 @@ def test_functional_apply_equals_module_and_vmaps_over_stacked_params(tiny):
     assert not np.allclose(np.asarray(out[1]), np.asarray(out[0]))
 
 
+@pytest.mark.parametrize("dim, n", [(1, 32), (2, 16)])
+def test_without_coordinates_the_fno_commutes_with_periodic_shifts(dim, n):
+    a = jnp.asarray(sample_grf(np.random.default_rng(1), 2, n, dim=dim), jnp.float32)
+    axes = tuple(range(1, dim + 1))
+    for coords in (False, True):
+        model = FNO(FNOConfig(dim=dim, modes=5, width=8, depth=2, proj_hidden=8, coords=coords), rngs=nnx.Rngs(0))
+        shifted = np.asarray(model(jnp.roll(a, 5, axis=axes)))
+        rolled = np.roll(np.asarray(model(a)), 5, axis=axes)
+        assert np.allclose(shifted, rolled, atol=1e-5) == (not coords)
+    # checkpoints written before the field existed rebuild with the coordinates on
+    old = {k: v for k, v in FNOConfig().to_dict().items() if k != "coords"}
+    assert FNOConfig.from_dict(old).coords is True
+    with pytest.raises(ValueError, match="coords"):
+        FNOConfig(coords="no")
+
+
 def test_dropout_is_off_without_a_key_and_random_with_one(tiny):
     _, apply, params = tiny
     a = jnp.ones((1, 16))
