@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--padding", type=float, help="zero padding as a fraction of the grid (non-periodic data)")
     t.add_argument("--no-coords", dest="coords", action="store_false", default=None,
                    help="do not append the grid coordinates (translation-equivariant model)")
+    t.add_argument("--activation", choices=["gelu", "tanh", "relu", "identity"],
+                   help="hidden activation (default gelu; identity: a linear operator, for linear PDEs)")
     t.add_argument("--dropout", type=float, help="dropout rate (default 0)")
     t.add_argument("--seed", type=int, help="seed (default 0)")
     t.add_argument("--checkpoint-every", type=int, help="epochs between checkpoints (default 10)")
@@ -99,7 +101,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     dim = a.ndim - 1
     model_kw = {k: v for k, v in (("modes", args.modes), ("width", args.width), ("depth", args.depth),
                                   ("padding", args.padding), ("dropout", args.dropout),
-                                  ("coords", args.coords)) if v is not None}
+                                  ("coords", args.coords), ("activation", args.activation)) if v is not None}
     defaults = {"modes": 16, "width": 64} if dim == 1 else {"modes": 12, "width": 32}
     mcfg = FNOConfig(dim=dim, **{**defaults, **model_kw})
     train_kw = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),

@@ -56,6 +56,8 @@ class FNOConfig:
                   point count, so the model stays resolution independent.
     dropout:      dropout rate after each hidden activation (0 = none; used by MC dropout).
     coords:       append the grid coordinates x to the input channels (True, as the paper).
+    activation:   "gelu" (the paper's), "tanh", "relu" or "identity"; "identity" makes the
+                  whole model a linear operator, the right class for a linear PDE (heat).
     in_channels, out_channels: channels of a and u (1 each for scalar fields).
     """
 
@@ -67,6 +69,7 @@ class FNOConfig:
     padding: float = 0.0
     dropout: float = 0.0
     coords: bool = True
+    activation: str = "gelu"
     in_channels: int = 1
     out_channels: int = 1
 
@@ -83,6 +86,8 @@ class FNOConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not isinstance(self.coords, bool):
             raise ValueError(f"coords must be true or false, got {self.coords!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {self.activation!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -102,10 +107,18 @@ class Normalizer(nnx.Variable):
     """Non-trainable normalisation constants (scalar mean and std of a or u)."""
 
 
-def _dropout(x: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "gelu": jax.nn.gelu, "tanh": jnp.tanh, "relu": jax.nn.relu, "identity": lambda x: x,
+}
+
+
+def _dropout(x: jax.Array, rate: float, key: jax.Array | None, per_function: bool = False) -> jax.Array:
+    """Inverted dropout; ``per_function``: one mask per function (shape (batch, 1.., C)),
+    shared by every grid point, so a draw is a smooth function (MC dropout)."""
     if key is None or rate == 0.0:
         return x
-    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    shape = (x.shape[0], *(1,) * (x.ndim - 2), x.shape[-1]) if per_function else x.shape
+    keep = jax.random.bernoulli(key, 1.0 - rate, shape)
     return jnp.where(keep, x / (1.0 - rate), 0.0)
 
 
@@ -136,8 +149,11 @@ class FNO(nnx.Module):
         self.u_mean.value = jnp.asarray(u_mean, jnp.float32)
         self.u_std.value = jnp.asarray(u_std, jnp.float32)
 
-    def __call__(self, a: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
+    def __call__(self, a: jax.Array, *, key: jax.Array | None = None, per_function: bool = False) -> jax.Array:
+        """u for a; with ``key`` (and config.dropout > 0) dropout is on, one mask per
+        (point, channel), or per (function, channel) with ``per_function``."""
         c = self.config
+        act = ACTIVATIONS[c.activation]
         squeeze = a.ndim == c.dim + 1
         x = (a[..., None] if squeeze else a).astype(jnp.float32)
         if x.ndim != c.dim + 2:
@@ -157,10 +173,10 @@ class FNO(nnx.Module):
         for i in range(c.depth):
             x = self.spectral[i](x) + self.pointwise[i](x)
             if i < c.depth - 1:
-                x = _dropout(jax.nn.gelu(x), c.dropout, keys[i])
+                x = _dropout(act(x), c.dropout, keys[i], per_function)
         if any(pads):
             x = x[(slice(None), *[slice(0, n) for n in spatial])]
-        x = _dropout(jax.nn.gelu(self.proj1(x)), c.dropout, keys[-1])
+        x = _dropout(act(self.proj1(x)), c.dropout, keys[-1], per_function)
         x = self.proj2(x)
         u = x * self.u_std.value + self.u_mean.value
         return u[..., 0] if squeeze and c.out_channels == 1 else u

@@ -120,6 +120,16 @@ def test_without_coordinates_the_fno_commutes_with_periodic_shifts(dim, n):
         FNOConfig(coords="no")
 
 
+def test_identity_activation_makes_the_fno_an_affine_operator():
+    a, b = (jnp.asarray(sample_grf(np.random.default_rng(s), 2, 32), jnp.float32) for s in (2, 3))
+    for act, affine in (("identity", True), ("gelu", False)):
+        model = FNO(FNOConfig(modes=5, width=8, depth=2, proj_hidden=8, activation=act), rngs=nnx.Rngs(0))
+        lhs, rhs = model(a + b) + model(jnp.zeros_like(a)), model(a) + model(b)
+        assert np.allclose(np.asarray(lhs), np.asarray(rhs), atol=1e-5) == affine
+    with pytest.raises(ValueError, match="activation"):
+        FNOConfig(activation="swish")
+
+
 def test_dropout_is_off_without_a_key_and_random_with_one(tiny):
     _, apply, params = tiny
     a = jnp.ones((1, 16))

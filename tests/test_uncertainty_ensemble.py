@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -142,6 +143,14 @@ def test_fno_channel_dropout_adapter_matches_the_model_without_a_key():
     )  # float32, the same operations
     draws = fno_dropout_draws(mine, params, a, draws=5, key=jax.random.key(0))
     assert draws.shape == (5, 3, 16) and np.std(draws, axis=0).max() > 0
+    # one mask per function and channel, shared by the grid points (per-point masks otherwise)
+    from operators.models import _dropout
+
+    ones = jnp.ones((4, 16, 8))
+    per_function = np.asarray(_dropout(ones, 0.5, jax.random.key(1), per_function=True))
+    per_point = np.asarray(_dropout(ones, 0.5, jax.random.key(1)))
+    assert (per_function == per_function[:, :1]).all() and not (per_function == per_function[:1]).all()
+    assert not (per_point == per_point[:, :1]).all()
 
 
 def test_noisy_observations_have_the_stated_noise():

@@ -7,9 +7,9 @@ point-wise noise.
 
 * PINN: ``pdes.pinn`` already draws one mask per key for all points (``config.dropout``;
   training uses one mask per step). ``pinn_dropout_draws`` evaluates T masks on the grid.
-* FNO: ``operators.models.FNO`` drops each (point, channel) independently. ``fno_apply_
-  channel_dropout`` is an adapter with the same layers but masks of shape (batch, 1, ...,
-  channels): one mask per function, shared over the grid (spatial / channel dropout).
+* FNO: ``operators.models.FNO`` drops each (point, channel) independently by default;
+  ``fno_apply_channel_dropout`` calls it with ``per_function=True``: masks of shape (batch, 1,
+  ..., channels), one per function, shared over the grid (spatial / channel dropout).
 """
 
 from __future__ import annotations
@@ -35,51 +35,16 @@ def pinn_dropout_draws(
     return np.asarray(fn(keys), dtype=np.float64)
 
 
-def _mask(key: jax.Array, rate: float, shape: tuple[int, ...], dtype: Any) -> jax.Array:
-    keep = jax.random.bernoulli(key, 1.0 - rate, shape)
-    return keep.astype(dtype) / (1.0 - rate)
-
-
 def fno_apply_channel_dropout(template: Any) -> Callable[..., jax.Array]:
     """A pure ``apply(params, a, key=None)`` for the FNO ``template`` (its graph and
-    normalisation constants), with one dropout mask per function: masks (batch, 1.., C).
-
-    The layer sequence is the one of ``operators.models.FNO.__call__`` (lift on [a, x],
-    Fourier layers spectral + pointwise with GELU, projection); only the masks differ."""
+    normalisation constants) with one dropout mask per function: masks (batch, 1.., C),
+    i.e. ``FNO.__call__(a, key=key, per_function=True)``."""
     from flax import nnx
 
     graphdef, _, rest = nnx.split(template, nnx.Param, ...)
-    cfg = template.config
-    rate = float(cfg.dropout)
 
     def apply(params: Any, a: jax.Array, key: jax.Array | None = None) -> jax.Array:
-        model = nnx.merge(graphdef, params, rest)
-        squeeze = a.ndim == cfg.dim + 1
-        h = (a[..., None] if squeeze else a).astype(jnp.float32)
-        batch, spatial = h.shape[0], h.shape[1:-1]
-        h = (h - model.a_mean[...]) / model.a_std[...]
-        grids = jnp.meshgrid(*[jnp.arange(n, dtype=jnp.float32) / n for n in spatial], indexing="ij")
-        coords = jnp.broadcast_to(jnp.stack(grids, axis=-1), (batch, *spatial, cfg.dim))
-        h = model.lift(jnp.concatenate([h, coords], axis=-1))
-        pads = [int(round(cfg.padding * n)) for n in spatial]
-        if any(pads):
-            h = jnp.pad(h, [(0, 0), *[(0, p) for p in pads], (0, 0)])
-        use = key is not None and rate > 0
-        keys = jax.random.split(key, cfg.depth + 1) if use else [None] * (cfg.depth + 1)
-        ones = (1,) * cfg.dim
-        for i in range(cfg.depth):
-            h = model.spectral[i](h) + model.pointwise[i](h)
-            if i < cfg.depth - 1:
-                h = jax.nn.gelu(h)
-                if use:
-                    h = h * _mask(keys[i], rate, (batch, *ones, h.shape[-1]), h.dtype)
-        if any(pads):
-            h = h[(slice(None), *[slice(0, n) for n in spatial])]
-        h = jax.nn.gelu(model.proj1(h))
-        if use:
-            h = h * _mask(keys[-1], rate, (batch, *ones, h.shape[-1]), h.dtype)
-        u = model.proj2(h) * model.u_std[...] + model.u_mean[...]
-        return u[..., 0] if squeeze and cfg.out_channels == 1 else u
+        return nnx.merge(graphdef, params, rest)(a, key=key, per_function=True)
 
     return apply
 
