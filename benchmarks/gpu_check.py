@@ -12,9 +12,13 @@ scratch folder (``--work``), not to DIR.
    reference run), full float32 on both sides.
 2. ``ensemble`` (alone): ``benchmarks/uncertainty.py --only pinn --only fno``: an M = 8
    vmapped ensemble vs one model, same steps.
+   ``efficiency`` (alone): ``python -m efficiency amp`` (small and medium GPT, fp16 + GradScaler
+   and bf16) and ``checkpoint`` (depth x sequence length) on CUDA. INT8 ``quantize`` is not
+   run: its kernels (torch.ao dynamic quantization, our weight-only INT8) are CPU kernels.
 3. Then, side by side on the GPU (their errors are the point, not their times):
    ``ns``: Navier-Stokes nu = 1e-3 data (1000 / 200 at 64 x 64, solved on 128 x 128) and an
-   FNO-2D trained on it, evaluated at 32 and 64; ``heat_fno``: the 1D heat operator;
+   FNO-2D trained on it, evaluated at 32 and 64; ``heat_fno``: the 1D heat operator (one
+   training per ``--heat-variant``, each a string of extra ``operators train`` options);
    ``pinn_{heat,wave,burgers}``: the ``accurate`` presets with a wall-time budget
    (``max_wall_s``), their steps/s read from the training history.
 
@@ -33,7 +37,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-JOBS = ("env", "fno_bench", "ensemble", "ns", "heat_fno", "pinn_heat", "pinn_wave", "pinn_burgers")
+JOBS = ("env", "fno_bench", "ensemble", "efficiency", "ns", "heat_fno", "pinn_heat", "pinn_wave", "pinn_burgers")
 
 ENV_SCRIPT = """
 import json, platform, importlib.metadata as m
@@ -81,18 +85,7 @@ class Runner:
     def finish(self, proc: subprocess.Popen) -> dict:
         out, err = proc.communicate()
         name = proc.name  # type: ignore[attr-defined]
-        rows = []
-        try:  # one (possibly indented) JSON document
-            rows.append(json.loads(out))
-        except json.JSONDecodeError:
-            pass
-        for line in out.splitlines() if not rows else []:
-            line = line.strip()
-            if line.startswith("{"):
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    pass
+        rows = json_documents(out)
         res = {"rc": proc.returncode, "wall_s": time.perf_counter() - proc.t0, "json": rows}  # type: ignore[attr-defined]
         if proc.returncode:
             res["error"] = "timed out" if proc.returncode in (124, 137) else err.strip().splitlines()[-1:] or ""
@@ -101,6 +94,22 @@ class Runner:
             f.write(f"===== {name}: rc {proc.returncode}, {res['wall_s']:.1f} s\n{err[-6000:]}\n{out[-3000:]}\n")
         print(f"[gpu_check] {name}: rc {proc.returncode} after {res['wall_s']:.0f} s", file=sys.stderr, flush=True)
         return res
+
+
+def json_documents(text: str) -> list:
+    """Every JSON object in ``text`` that starts a line (one-line or indented)."""
+    dec, rows, i = json.JSONDecoder(), [], 0
+    while (i := text.find("{", i)) >= 0:
+        if i == 0 or text[i - 1] == "\n":
+            try:
+                obj, end = dec.raw_decode(text, i)
+                rows.append(obj)
+                i = end
+                continue
+            except json.JSONDecodeError:
+                pass
+        i += 1
+    return rows
 
 
 def _quote(a: str) -> str:
@@ -136,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ns-epochs", type=int, default=200)
     p.add_argument("--ns-train", type=int, default=1000)
     p.add_argument("--heat-epochs", type=int, default=500)
+    p.add_argument("--heat-variant", action="append", default=None,
+                   help="extra 'operators train' options for one heat FNO run (repeatable; default one run)")
+    p.add_argument("--fno-lr", type=float, default=3e-3, help="fno_bench peak learning rate (both sides)")
     p.add_argument("--ens-steps", type=int, default=1000, help="ensemble benchmark: PINN Adam steps")
     p.add_argument("--ens-epochs", type=int, default=20, help="ensemble benchmark: FNO epochs")
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda", help="fno_bench's device (cpu: to test)")
@@ -160,12 +172,24 @@ def main(argv: list[str] | None = None) -> int:
     if "fno_bench" in only:
         run.finish(run.start("fno_bench", [[py, "benchmarks/fno_vs_neuraloperator.py", "--device", args.device,
                                             "--peer-python", args.peer_python, "--epochs", str(args.fno_epochs),
+                                            "--lr", str(args.fno_lr),
                                             "--data", str(w / "burgers_512_128.nc"), "--json"]],
                              min(0.3 * args.budget, left())))
     if "ensemble" in only:
         run.finish(run.start("ensemble", [[py, "benchmarks/uncertainty.py", "--only", "pinn", "--only", "fno",
                                            "--steps", str(args.ens_steps), "--epochs", str(args.ens_epochs),
                                            "--repeats", "3", "--json"]], min(0.2 * args.budget, left())))
+
+    if "efficiency" in only:
+        small = ["--steps", "4"] if args.small else []
+        dev = ["--device", args.device, "--json", "--no-progress"]
+        run.finish(run.start("efficiency", [
+            [py, "-m", "efficiency", "amp", "--preset", "small", "--steps", "20", *small, *dev],
+            [py, "-m", "efficiency", "amp", "--preset", "medium", "--steps", "20", *small, *dev],
+            [py, "-m", "efficiency", "amp", "--preset", "medium", "--steps", "20", "--dtype", "bf16", *small, *dev],
+            [py, "-m", "efficiency", "checkpoint", "--preset", "small" if args.small else "medium",
+             "--depths", "2,4,8", "--seq-lens", "64,128" if args.small else "128,256,512,1024", *small, *dev]],
+            min(0.3 * args.budget, left())))
 
     # ---- side by side: accuracy runs
     procs = []
@@ -181,13 +205,21 @@ def main(argv: list[str] | None = None) -> int:
             [py, "-m", "operators", "evaluate", str(w / "ns_model"), str(w / "ns.nc"), "--nx", "32", "64",
              "--plot", str(args.out / "fno_navier_stokes_gpu.png"), "--json"]], deadline))
     if "heat_fno" in only:
-        procs.append(run.start("heat_fno", [
-            [py, "-m", "operators", "generate", "heat", "--n-train", "1000", "--n-test", "200", "--nx", "1024",
-             "--out", str(w / "heat.nc"), "--json", "--no-progress"],
-            [py, "-m", "operators", "train", str(w / "heat.nc"), "--nx", "256", "--epochs", str(args.heat_epochs),
-             "--weight-decay", "0", "--out", str(w / "heat_model"), "--json", "--no-progress"],
-            [py, "-m", "operators", "evaluate", str(w / "heat_model"), str(w / "heat.nc"), "--nx", "256", "1024",
-             "--json"]], deadline))
+        if not (w / "heat.nc").is_file():
+            run.finish(run.start("heat_data", [
+                [py, "-m", "operators", "generate", "heat", "--n-train", "1000", "--n-test", "200", "--nx", "1024",
+                 "--out", str(w / "heat.nc"), "--json", "--no-progress"]], min(120, left())))
+        deadline = max(left() - 5, 30)
+        variants = args.heat_variant or [f"--epochs {args.heat_epochs} --weight-decay 0"]
+        for i, var in enumerate(variants):
+            name = "heat_fno" if len(variants) == 1 else f"heat_fno_{i}"
+            model = w / f"{name}_model"
+            procs.append(run.start(name, [
+                [py, "-m", "operators", "train", str(w / "heat.nc"), "--nx", "256", *var.split(), "--out", str(model),
+                 "--json", "--no-progress"],
+                [py, "-m", "operators", "evaluate", str(model), str(w / "heat.nc"), "--nx", "256", "1024",
+                 "--json"]], deadline))
+            run.results.setdefault("heat_variants", {})[name] = var
     for eq in ("heat", "wave", "burgers"):
         if f"pinn_{eq}" in only:
             budget = max(deadline - 60, 10)  # compilation, evaluation and writing on top of the training budget
@@ -226,13 +258,14 @@ def print_table(results: dict[str, dict]) -> None:
                      f"{n['samples_per_s']:.0f} samples/s rel_l2 {n['rel_l2']:.3e} | ratio {b['throughput_ratio']:.2f}x")
     if (e := last("ensemble")) and "pinn" in e:
         lines.append(f"ensemble M=8 vs 1: PINN wall x{e['pinn']['ratio_wall']:.2f}, FNO wall x{e['fno']['ratio_wall']:.2f}")
-    for name in ("ns", "heat_fno"):
+    for name in ["ns"] + sorted(k for k in results if k.startswith("heat_fno")):
         rows = results.get(name, {}).get("json") or []
         ev = next((r for r in reversed(rows) if "grids" in r), None)
         tr = next((r for r in reversed(rows) if "train_time_s" in r), None)
         if ev:
             grids = ", ".join(f"nx {g['nx']}: {g['rel_l2']:.3e}" for g in ev["grids"])
-            lines.append(f"{name}: test rel_l2 {grids}; train {tr['train_time_s'] if tr else float('nan'):.0f} s")
+            var = results.get("heat_variants", {}).get(name, "")
+            lines.append(f"{name} {var}: test rel_l2 {grids}; train {tr['train_time_s'] if tr else float('nan'):.0f} s")
     for eq in ("heat", "wave", "burgers"):
         r = results.get(f"pinn_{eq}", {})
         h = r.get("history")
@@ -240,8 +273,10 @@ def print_table(results: dict[str, dict]) -> None:
             lines.append(f"pinn_{eq} accurate: rel_l2 {h['rel_l2']:.3e}, steps {h['steps_done']}, "
                          f"adam {h.get('adam_steps_per_s', float('nan')):.0f}/s, qn {h.get('qn_steps_per_s', float('nan')):.0f}/s, "
                          f"train {h['train_wall_s']:.0f} s, {h['stopped']}")
+    for row in results.get("efficiency", {}).get("json") or []:
+        lines.append("efficiency: " + json.dumps(row)[:300])
     for name, r in results.items():
-        if r.get("rc"):
+        if isinstance(r, dict) and r.get("rc"):
             lines.append(f"{name}: FAILED rc {r['rc']}: {r.get('error')}")
     print("\n".join(lines))
 
