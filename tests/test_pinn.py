@@ -100,6 +100,20 @@ def test_hard_constraints_hold_exactly_for_an_untrained_network():
     assert float(jnp.max(jnp.abs(ut))) < 1e-5  # u_t(x, 0) = 0 built in (float32 rounding)
 
 
+def test_odd_symmetry_is_exact_and_refused_for_data_that_are_not_odd():
+    pinn = build_pinn(BURGERS, replace(TINY, odd_symmetric=True))
+    params = pinn.init(jax.random.key(0))
+    x = jnp.linspace(-1.0, 1.0, 41)
+    for t in (0.0, 0.3, 1.0):
+        u = np.asarray(pinn.apply(params, jnp.full_like(x, t), x))
+        np.testing.assert_allclose(u, -u[::-1], atol=1e-6)  # u(t, -x) = -u(t, x), float32 rounding
+    plain = build_pinn(BURGERS, TINY)
+    u = np.asarray(plain.apply(plain.init(jax.random.key(0)), jnp.full_like(x, 0.5), x))
+    assert np.abs(u + u[::-1]).max() > 1e-3  # not built in without the option
+    with pytest.raises(ValueError, match="odd_symmetric needs initial data odd"):
+        build_pinn(HEAT, replace(TINY, odd_symmetric=True))  # sin(pi x) + 0.5 sin(3 pi x) is even about 1/2
+
+
 # ------------------------------------------------------------------ configs and bad input
 @pytest.mark.parametrize("change", [{"width": 0}, {"depth": -1}, {"steps": 0}, {"arch": "cnn"}, {"lr": -1.0},
                                     {"sampler": "grid"}, {"dropout": 1.0}])

@@ -49,6 +49,11 @@ class PINNConfig:
     features of (t, embedded x) with scale ``fourier_scale``. ``rwf`` is random weight
     factorization W = diag(exp(s)) V, s ~ N(rwf_mean, rwf_std). ``hard_ic``/``hard_bc``
     build initial (and, for wave, initial-velocity) and boundary data into the ansatz.
+    ``odd_symmetric`` builds in u(t, c + s) = -u(t, c - s) about the domain's centre c, by
+    using (N(t, xi) - N(t, 1 - xi)) / 2 in place of the network N: valid (and checked) when
+    the initial data are odd about c, as for the Burgers preset (-sin(pi x) on [-1, 1]), since
+    the three equations are invariant under (x, u) -> (2c - x, -u); for Burgers it fixes the
+    shock at the centre.
     ``dropout`` > 0 drops hidden units with one mask per function sample (MC dropout).
 
     Collocation: fresh points every step; ``sampler`` "uniform", "sobol" (scrambled by a
@@ -84,6 +89,7 @@ class PINNConfig:
     rwf_std: float = 0.1
     hard_ic: bool = True
     hard_bc: bool = True
+    odd_symmetric: bool = False
     output_scale: float = 1.0
     dropout: float = 0.0
     dtype: str = "float32"

@@ -92,6 +92,8 @@ class PINN:
         xi = (x - p.x_min) / p.length
 
         def n_of(th):
+            if c.odd_symmetric:  # odd about the centre: N(xi) - N(1 - xi)
+                return 0.5 * c.output_scale * (net(th, xi, dropout_key) - net(th, 1.0 - xi, dropout_key))
             return c.output_scale * net(th, xi, dropout_key)
 
         bc = 4.0 * xi * (1.0 - xi) if c.hard_bc else 1.0
@@ -344,6 +346,21 @@ def build_pinn(problem: Heat | Wave | Burgers, config: PINNConfig) -> PINN:
     return core if core_cfg == config else replace(core, config=config)
 
 
+def _check_odd(problem: Any, *fns: Any) -> None:
+    """ValueError unless the initial data are odd about the centre of the domain (odd_symmetric)."""
+    xi = np.linspace(0.0, 1.0, 101)
+    for name, f in zip(("initial data", "initial velocity"), fns, strict=True):
+        if f is None:
+            continue
+        with x64_if(True):
+            a = np.asarray(f(jnp.asarray(xi)), np.float64)
+            b = np.asarray(f(jnp.asarray(1.0 - xi)), np.float64)
+        scale = max(float(np.max(np.abs(a))), 1e-300)
+        if float(np.max(np.abs(a + b))) > 1e-9 * scale:
+            raise ValueError(f"odd_symmetric needs {name} odd about the centre of [{problem.x_min}, "
+                             f"{problem.x_max}]; {problem.name}'s is not")
+
+
 @functools.lru_cache(maxsize=16)
 def _build_cached(key: tuple) -> PINN:
     problem, config = key[0], key[1]
@@ -356,6 +373,8 @@ def _build_cached(key: tuple) -> PINN:
     if not config.hard_bc:
         terms.append("bc")
     u0, v0 = initial_data(problem)
+    if config.odd_symmetric:
+        _check_odd(problem, u0, v0)
     proto = PINN(problem, config, None, coeffs, tuple(terms), u0, v0, residual_fn(problem))
     with x64_if(config.dtype == "float64"):  # no "float64 not available" warning
         graphdef, _ = nnx.split(nnx.eval_shape(lambda: proto._net(jax.random.key(0), _dtype(config.dtype))))
