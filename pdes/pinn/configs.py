@@ -208,9 +208,10 @@ LEVELS: dict[str, dict[str, PINNConfig]] = {
         "fast": replace(_BASE, arch="mlp", width=20, depth=3, rwf=False, dtype="float64", odd_symmetric=True,
                         n_res=1024, sampler="rad", rad_k=2.0, steps=1000, lr=3e-3, decay_steps=300, log_every=250,
                         qn_method="bfgs", qn_steps=4000, qn_n_res=4096, qn_resample_every=1000),
-        "accurate": replace(_BASE, width=48, depth=4, x_modes=1, n_res=2048, sampler="rad", steps=10000,
-                            lr=1e-3, decay_steps=1500, log_every=500, qn_steps=3000, qn_n_res=2048,
-                            qn_resample_every=1000),
+        "accurate": replace(_BASE, arch="mlp", width=20, depth=3, rwf=False, dtype="float64", odd_symmetric=True,
+                            n_res=1024, sampler="rad", rad_k=2.0, steps=1000, lr=3e-3, decay_steps=300,
+                            log_every=1000, qn_method="bfgs", qn_steps=35000, qn_n_res=4096,
+                            qn_resample_every=1000, checkpoint_every=5000),
     },
 }
 
