@@ -358,7 +358,7 @@ def _check_odd(problem: Any, *fns: Any) -> None:
         scale = max(float(np.max(np.abs(a))), 1e-300)
         if float(np.max(np.abs(a + b))) > 1e-9 * scale:
             raise ValueError(f"odd_symmetric needs {name} odd about the centre of [{problem.x_min}, "
-                             f"{problem.x_max}]; {problem.name}'s is not")
+                             f"{problem.x_max}]; {problem.name}'s is not (set odd_symmetric=false)")
 
 
 @functools.lru_cache(maxsize=16)
