@@ -192,8 +192,8 @@ LEVELS: dict[str, dict[str, PINNConfig]] = {
         "fast": replace(_BASE, arch="mlp", width=32, depth=3, x_modes=2, n_res=1024, steps=1000, lr=3e-3,
                         decay_steps=300, log_every=250, qn_steps=1500, qn_n_res=2048, qn_resample_every=1500),
         "accurate": replace(_BASE, arch="mlp", width=32, depth=3, x_modes=2, n_res=2048, steps=2000, lr=3e-3,
-                            decay_steps=400, dtype="float64", log_every=1000, qn_method="bfgs", qn_steps=12000,
-                            qn_n_res=2048, qn_resample_every=1500),
+                            decay_steps=400, dtype="float64", log_every=1000, qn_method="bfgs", qn_steps=20000,
+                            qn_n_res=4096, qn_resample_every=20000),
     },
     "wave": {
         "fast": replace(_BASE, width=48, depth=3, x_modes=1, fourier_features=24, fourier_scale=2.0, n_res=512,
