@@ -31,10 +31,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 JOBS = ("env", "fno_bench", "ensemble", "efficiency", "ns", "heat_fno", "pinn_heat", "pinn_wave", "pinn_burgers")
@@ -67,26 +69,31 @@ def _env() -> dict[str, str]:
     return env
 
 
+class Job(NamedTuple):
+    name: str
+    proc: subprocess.Popen
+    t0: float
+
+
 class Runner:
-    """Start processes, keep their output, parse the last JSON line of stdout."""
+    """Start processes, keep their output, parse the JSON documents of their stdout."""
 
     def __init__(self, log: Path):
         self.log = log
         self.results: dict[str, dict] = {}
 
-    def start(self, name: str, steps: list[list[str]], timeout: float) -> subprocess.Popen:
+    def start(self, name: str, steps: list[list[str]], timeout: float) -> Job:
         """Run ``steps`` one after the other in a shell under one deadline (``timeout`` s)."""
-        script = " && ".join(" ".join(_quote(a) for a in cmd) for cmd in steps)
+        script = " && ".join(shlex.join(cmd) for cmd in steps)
         proc = subprocess.Popen(["timeout", "-k", "5", str(int(timeout)), "bash", "-c", script], cwd=ROOT,
                                 env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        proc.name, proc.t0 = name, time.perf_counter()  # type: ignore[attr-defined]
-        return proc
+        return Job(name, proc, time.perf_counter())
 
-    def finish(self, proc: subprocess.Popen) -> dict:
+    def finish(self, job: Job) -> dict:
+        name, proc = job.name, job.proc
         out, err = proc.communicate()
-        name = proc.name  # type: ignore[attr-defined]
         rows = json_documents(out)
-        res = {"rc": proc.returncode, "wall_s": time.perf_counter() - proc.t0, "json": rows}  # type: ignore[attr-defined]
+        res = {"rc": proc.returncode, "wall_s": time.perf_counter() - job.t0, "json": rows}
         if proc.returncode:
             res["error"] = "timed out" if proc.returncode in (124, 137) else err.strip().splitlines()[-1:] or ""
         self.results[name] = res
@@ -112,21 +119,18 @@ def json_documents(text: str) -> list:
     return rows
 
 
-def _quote(a: str) -> str:
-    return a if all(c.isalnum() or c in "-_./=:,+" for c in a) else "'" + a.replace("'", "'\\''") + "'"
-
-
 def pinn_rates(path: Path) -> dict:
     """Steady steps/s of each phase (Adam 0, quasi-Newton 1) from a PINN solution file's history."""
     import numpy as np
-    import xarray as xr
 
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        step = ds["step"].values.astype(float)
-        wall = ds["history_wall_time_s"].values
-        phase = ds["history_phase"].values
-        out = {"rel_l2": float(ds.attrs["rel_l2"]), "steps_done": int(ds.attrs["steps_done"]),
-               "stopped": str(ds.attrs["stopped"]), "train_wall_s": float(wall[-1])}
+    from pdes.solution import read_dataset
+
+    ds = read_dataset(path)
+    step = ds["step"].values.astype(float)
+    wall = ds["history_wall_time_s"].values
+    phase = ds["history_phase"].values
+    out = {"rel_l2": float(ds.attrs["rel_l2"]), "steps_done": int(ds.attrs["steps_done"]),
+           "stopped": str(ds.attrs["stopped"]), "train_wall_s": float(wall[-1])}
     for ph, name in ((0, "adam"), (1, "qn")):
         idx = np.flatnonzero(phase == ph)
         if len(idx) >= 2:  # from the end of the phase's first chunk (which includes compilation) to its last
@@ -192,11 +196,11 @@ def main(argv: list[str] | None = None) -> int:
             min(0.3 * args.budget, left())))
 
     # ---- side by side: accuracy runs
-    procs = []
+    jobs = []
     deadline = max(left() - 5, 30)
     if "ns" in only:
         ns_test = max(args.ns_train // 5, 4)
-        procs.append(run.start("ns", [
+        jobs.append(run.start("ns", [
             [py, "-m", "operators", "generate", "navier_stokes", "--n-train", str(args.ns_train), "--n-test",
              str(ns_test), "--nx", "64", "--fine-nx", "128", "--chunk-size", "200", "--out", str(w / "ns.nc"),
              "--json", "--no-progress"],
@@ -214,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         for i, var in enumerate(variants):
             name = "heat_fno" if len(variants) == 1 else f"heat_fno_{i}"
             model = w / f"{name}_model"
-            procs.append(run.start(name, [
+            jobs.append(run.start(name, [
                 [py, "-m", "operators", "train", str(w / "heat.nc"), "--nx", "256", *var.split(), "--out", str(model),
                  "--json", "--no-progress"],
                 [py, "-m", "operators", "evaluate", str(model), str(w / "heat.nc"), "--nx", "256", "1024",
@@ -224,14 +228,14 @@ def main(argv: list[str] | None = None) -> int:
         if f"pinn_{eq}" in only:
             budget = max(deadline - 60, 10)  # compilation, evaluation and writing on top of the training budget
             extra = ["--set", "steps=200", "--set", "qn_steps=100"] if args.small else []
-            procs.append(run.start(f"pinn_{eq}", [
+            jobs.append(run.start(f"pinn_{eq}", [
                 [py, "-m", "pdes", "solve", eq, "--method", "pinn", "--preset", "accurate", "--set",
                  f"max_wall_s={budget:.0f}", *extra, "--out", str(args.out / f"pinn_{eq}_accurate_gpu.nc"),
                  "--json", "--no-progress"]], deadline))
-    for proc in procs:
-        res = run.finish(proc)
-        nc = args.out / f"{proc.name}_accurate_gpu.nc"  # type: ignore[attr-defined]
-        if proc.name.startswith("pinn_") and nc.is_file():  # type: ignore[attr-defined]
+    for job in jobs:
+        res = run.finish(job)
+        nc = args.out / f"{job.name}_accurate_gpu.nc"
+        if job.name.startswith("pinn_") and nc.is_file():
             try:
                 res["history"] = pinn_rates(nc)
             except Exception as e:  # noqa: BLE001  (report, never lose the other results)

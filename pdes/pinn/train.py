@@ -126,8 +126,10 @@ def train(pinn: PINN, *, seed: int = 0, t_grid: np.ndarray, x_grid: np.ndarray, 
     stopped = "completed"
     ref_norm = float(np.linalg.norm(u_ref)) if u_ref is not None else math.nan
 
-    def out_of_time() -> bool:
-        return c.max_wall_s > 0 and time.perf_counter() - start >= c.max_wall_s
+    def out_of_time() -> bool:  # the time budget is spent and steps are left
+        return c.max_wall_s > 0 and step < total and time.perf_counter() - start >= c.max_wall_s
+
+    budget_note = f"time budget max_wall_s={c.max_wall_s:g} s reached"
 
     def evaluate(p) -> float:
         if u_ref is None:
@@ -179,9 +181,8 @@ def train(pinn: PINN, *, seed: int = 0, t_grid: np.ndarray, x_grid: np.ndarray, 
             good = (adam_tree(state), "adam")
             if step % c.checkpoint_every == 0 or step == c.steps:
                 checkpoint(*good)
-            if out_of_time() and step < total:
-                stopped = f"time budget max_wall_s={c.max_wall_s:g} s reached at step {step} of {total}"
-                checkpoint(*good)
+            if out_of_time():
+                stopped = f"{budget_note} at step {step} of {total}"
                 break
         final_params = state.params
 
@@ -215,20 +216,19 @@ def train(pinn: PINN, *, seed: int = 0, t_grid: np.ndarray, x_grid: np.ndarray, 
                 good = ({"params": params, "weights": weights}, "lbfgs")
                 if step % c.checkpoint_every == 0 or step == total:
                     checkpoint(*good)
-                if out_of_time() and step < total:
-                    stopped = f"time budget max_wall_s={c.max_wall_s:g} s reached at step {step} of {total}"
-                    checkpoint(*good)
+                if out_of_time():
+                    stopped = f"{budget_note} at step {step} of {total}"
                     break
             final_params = params
     elif stopped == "completed" and lbfgs_params is not None:
         final_params = lbfgs_params
     bar.close()
-    if stopped.startswith("time budget"):
-        print(f"pdes: note: {stopped}; --resume continues from the checkpoint", file=sys.stderr)
-    elif stopped != "completed":
-        print(f"pdes: warning: NaN guard: {stopped}", file=sys.stderr)
-        if good is not None:
-            checkpoint(*good)
+    if stopped != "completed":  # time budget or NaN guard: checkpoint the last good state
+        if stopped.startswith(budget_note):
+            print(f"pdes: note: {stopped}; --resume continues from the checkpoint", file=sys.stderr)
+        else:
+            print(f"pdes: warning: NaN guard: {stopped}", file=sys.stderr)
+        checkpoint(*good)
     hist = {k: np.array([row.get(k, math.nan) for row in history], dtype=np.float64)
             for k in dict.fromkeys(k for row in history for k in row)}
     return TrainResult(final_params, hist, step, stopped, elapsed0 + time.perf_counter() - start)
