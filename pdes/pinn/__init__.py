@@ -36,7 +36,8 @@ compiled program::
 step (``adam_chunk``), and ``apply(params, t, x, dropout_key=k)`` evaluates the function
 sample of mask k (one mask for all points); no key means no dropout. Inverse problems:
 ``residual``/``loss_terms``/``weighted_loss`` take ``coeffs`` (a dict of arrays, may be
-trainable). The quasi-Newton phase (L-BFGS, or dense BFGS with ``qn_method="bfgs"``) is
+trainable). The quasi-Newton phase (optax L-BFGS, or dense BFGS / self-scaled Broyden with
+``qn_method="bfgs"`` / ``"ssbroyden"``, see ``pdes.pinn.optim``) is
 ``params, opt_state, batch, metrics = pinn.qn_chunk(params, opt_state, weights, batch, key,
 fresh, n)`` starting from ``opt_state, batch = pinn.init_qn(params)`` and ``fresh=True``
 (which redraws the batch from key and restarts the optimizer inside the compiled call).

@@ -19,7 +19,7 @@ from flax import nnx
 from pdes.pinn import sampling
 from pdes.pinn.configs import PINNConfig
 from pdes.pinn.models import PINNNet
-from pdes.pinn.optim import bfgs, keep_curvature
+from pdes.pinn.optim import UPDATES, bfgs, keep_curvature
 from pdes.pinn.precision import x64_if
 from pdes.pinn.residuals import coefficients, d_t, initial_data, residual_fn
 from pdes.problems import Burgers, Heat, Wave
@@ -264,10 +264,10 @@ class PINN:
 
     # ----------------------------------------------------------------- quasi-Newton phase
     def qn(self) -> optax.GradientTransformationExtraArgs:
-        """The second-phase optimizer: dense BFGS ("bfgs") or optax L-BFGS ("lbfgs"), both with
-        the zoom (strong Wolfe) line search."""
-        if self.config.qn_method == "bfgs":
-            return bfgs()
+        """The second-phase optimizer: dense BFGS ("bfgs"), dense self-scaled Broyden
+        ("ssbroyden") or optax L-BFGS ("lbfgs"), all with the zoom (strong Wolfe) line search."""
+        if self.config.qn_method in UPDATES:
+            return bfgs(update_rule=self.config.qn_method)
         return optax.lbfgs(memory_size=self.config.qn_memory,
                            linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=30))
 
@@ -294,7 +294,7 @@ class PINN:
         tx = self.qn()
         def restart():
             state = tx.init(params)
-            if self.config.qn_method == "bfgs":
+            if self.config.qn_method in UPDATES:
                 state = keep_curvature(opt_state, state)
             return self.qn_batch(params, key), state
 
@@ -322,8 +322,10 @@ class PINN:
 
     def init_qn(self, params: Any) -> tuple[Any, dict[str, jax.Array]]:
         """Placeholders (opt_state, batch) of the right structure for the first ``qn_chunk``
-        call (which passes fresh=True and replaces both)."""
-        return self.qn().init(params), self.qn_batch(params, jax.random.key(0))
+        call (which passes fresh=True and replaces both). Scalars are made strongly typed, as
+        ``qn_chunk`` returns them, so the second chunk does not compile the function again."""
+        placeholders = self.qn().init(params), self.qn_batch(params, jax.random.key(0))
+        return jax.tree.map(lambda a: jnp.asarray(a, dtype=a.dtype), placeholders)
 
     # ----------------------------------------------------------------- evaluation
     def predict_grid(self, params: Any, t: np.ndarray, x: np.ndarray, dropout_key: jax.Array | None = None) -> jax.Array:
