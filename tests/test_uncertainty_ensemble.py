@@ -20,7 +20,7 @@ from uncertainty.ensemble import mixture_moments
 
 # a small, quick PINN: the tests check plumbing and truth, not accuracy
 TINY = dataclasses.replace(
-    get_config("heat", "fast"), width=16, depth=2, n_res=128, steps=60, log_every=30, qn_steps=0
+    get_config("heat", "fast"), width=16, depth=2, n_res=128, steps=60, log_every=30, qn_steps=0, dtype="float32"
 )
 
 
@@ -64,6 +64,24 @@ def test_float64_config_trains_and_predicts_in_float64():
     t, x = np.linspace(0, 1, 3), np.linspace(0, 1, 4)
     u = predict_pinn_members(fit.model, fit.params, t, x)
     assert u.shape == (2, 3, 4) and np.all(np.isfinite(u))
+
+
+def test_float64_presets_run_every_pinn_method():
+    """The PINN presets are float64: MC dropout draws and the noisy-data ensemble work with them."""
+    from uncertainty.dropout import pinn_dropout_draws
+    from uncertainty.ensemble import train_pinn_members
+    from uncertainty.noisy import noisy_observations, noisy_pinn_ensemble
+
+    cfg = dataclasses.replace(TINY, dtype="float64", steps=10, log_every=10, dropout=0.2)
+    fit = train_pinn_members(HEAT, cfg, members=1, key=jax.random.key(0), progress=False)
+    params = jax.tree.map(lambda a: a[0], fit.params)
+    draws = pinn_dropout_draws(fit.model, params, np.linspace(0, 1, 3), np.linspace(0, 1, 4), draws=2,
+                               key=jax.random.key(1))
+    assert draws.shape == (2, 3, 4) and np.all(np.isfinite(draws))
+    obs = noisy_observations(HEAT, 16, 0.05, seed=0)
+    noisy = noisy_pinn_ensemble(HEAT, dataclasses.replace(cfg, dropout=0.0), obs, members=2,
+                                key=jax.random.key(2), progress=False)
+    assert {a.dtype for a in jax.tree.leaves(noisy.params)} == {np.dtype("float64")}
 
 
 def test_heat_ensemble_report_is_computed_against_the_exact_solution(tmp_path):

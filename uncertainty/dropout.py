@@ -30,9 +30,12 @@ def pinn_dropout_draws(
     """T function samples of a dropout PINN on the grid t x x: (T, nt, nx), float64."""
     if pinn.config.dropout <= 0:
         raise ValueError("MC dropout needs a PINN trained with dropout > 0 (config.dropout)")
+    from pdes.pinn.precision import uses_float64, x64_if
+
     keys = jax.random.split(key, draws)
-    fn = jax.jit(jax.vmap(lambda k: pinn.predict_grid(params, t, x, k)))
-    return np.asarray(fn(keys), dtype=np.float64)
+    with x64_if(uses_float64(params)):
+        fn = jax.jit(jax.vmap(lambda k: pinn.predict_grid(params, t, x, k)))
+        return np.asarray(fn(keys), dtype=np.float64)
 
 
 def fno_apply_channel_dropout(template: Any) -> Callable[..., jax.Array]:

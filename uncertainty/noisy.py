@@ -83,11 +83,20 @@ def noisy_pinn_ensemble(
     PINN's warm-up/decay schedule). ``extra['noise_std']`` holds each member's learned s
     (M,) with the Gaussian head, else None."""
     from pdes.pinn.core import build_pinn
+    from pdes.pinn.precision import x64_if
 
     m = check_members(members)
     if steps is not None:
         config = dataclasses.replace(config, steps=int(steps))
     pinn = build_pinn(problem, config)
+    # a float64 config trains in float64 from the start, as pdes.pinn.train does
+    with x64_if(config.dtype == "float64"):
+        return _train_noisy(pinn, obs, m, key, gaussian_head, chunk, shard, progress)
+
+
+def _train_noisy(pinn: Any, obs: Observations, m: int, key: jax.Array, gaussian_head: bool, chunk: int | None,
+                 shard: bool, progress: bool) -> EnsembleFit:
+    config = pinn.config
     dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
     t_obs, x_obs, y_obs = (jnp.asarray(v, dtype) for v in (obs.t, obs.x, obs.y))
     tx = pinn.adam()
