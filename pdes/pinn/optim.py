@@ -21,14 +21,12 @@ __all__ = ["UPDATES", "BFGSState", "bfgs", "keep_curvature", "scale_by_bfgs"]
 
 
 class BFGSState(NamedTuple):
-    """h: (n, n) inverse Hessian approximation; prev_x, prev_g, prev_d: (n,) parameters,
-    gradient and search direction of the previous step (names distinct from the line
-    search's ``value``/``grad``)."""
+    """h: (n, n) inverse Hessian approximation; prev_x, prev_g: (n,) parameters and gradient of
+    the previous step (names distinct from the line search's ``value``/``grad``)."""
 
     h: jax.Array
     prev_x: jax.Array
     prev_g: jax.Array
-    prev_d: jax.Array
     count: jax.Array
 
 
@@ -84,8 +82,7 @@ def scale_by_bfgs(update_rule: str = "bfgs") -> optax.GradientTransformation:
 
     def init(params):
         flat, _ = ravel_pytree(params)
-        zeros = jnp.zeros_like(flat)
-        return BFGSState(jnp.eye(flat.size, dtype=flat.dtype), flat, zeros, zeros, jnp.zeros((), jnp.int32))
+        return BFGSState(jnp.eye(flat.size, dtype=flat.dtype), flat, jnp.zeros_like(flat), jnp.zeros((), jnp.int32))
 
     def update(updates, state, params=None):
         g, unravel = ravel_pytree(updates)
@@ -98,9 +95,11 @@ def scale_by_bfgs(update_rule: str = "bfgs") -> optax.GradientTransformation:
         if update_rule == "bfgs":
             h_new = _bfgs_update(state.h, s, y, sy_safe, state.count)
         else:
-            # s = alpha d with d = -H g_prev, so s B s = -alpha s.g_prev; at the first update H = I
-            dd = state.prev_d @ state.prev_d
-            alpha = (s @ state.prev_d) / jnp.where(dd > 0, dd, 1.0)
+            # the last step was s = alpha d with d = -H g_prev (H as stored), so s B s = -alpha s.g_prev;
+            # at the first update (after a scaled gradient step) H = I
+            d_prev = -(state.h @ state.prev_g)
+            dd = d_prev @ d_prev
+            alpha = (s @ d_prev) / jnp.where(dd > 0, dd, 1.0)
             sbs = jnp.where(state.count == 1, s @ s, -alpha * (s @ state.prev_g))
             h_new = _ssbroyden_update(state.h, s, y, sy_safe, jnp.where(curved, sbs, 1.0), state.count)
         ok = curved & jnp.all(jnp.isfinite(h_new))
@@ -108,7 +107,7 @@ def scale_by_bfgs(update_rule: str = "bfgs") -> optax.GradientTransformation:
         d = -(h @ g)
         first = jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.linalg.norm(g), 1e-30))
         d = jnp.where(state.count == 0, d * first, d)
-        return unravel(d), BFGSState(h, x, g, d, state.count + 1)
+        return unravel(d), BFGSState(h, x, g, state.count + 1)
 
     return optax.GradientTransformation(init, update)
 
