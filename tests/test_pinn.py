@@ -354,6 +354,51 @@ def test_ssbroyden_solves_a_quadratic_and_rosenbrock():
         assert float(rosen(p_bfgs)) > 1e3 * float(rosen(p_ss))
 
 
+@pytest.mark.parametrize("rule", ["bfgs", "ssbroyden"])
+@pytest.mark.parametrize("count", [1, 5])
+def test_one_pass_update_matches_the_explicit_formulas(rule, count):
+    """The update computes H+ in one fused pass and d = -H+ g from H g and dot products; both
+    equal the textbook formulas (BFGS: Nocedal & Wright 6.17 with H0 = s.y/y.y I at the first
+    update; SSBroyden: Urban, Stefanou & Pons 2025) applied to the dense matrices."""
+    from pdes.pinn.optim import BFGSState, scale_by_bfgs
+
+    n = 7
+    rng = np.random.default_rng(count)
+    with jax.enable_x64(True):
+        a = rng.normal(size=(n, n))
+        h0 = a @ a.T + n * np.eye(n) if count > 1 else np.eye(n)
+        prev_x, prev_g = rng.normal(size=n), rng.normal(size=n)
+        s = -0.3 * h0 @ prev_g  # the last step along d = -H g_prev
+        x = prev_x + s
+        y = (np.eye(n) + 0.2 * np.diag(rng.uniform(size=n))) @ s  # positive curvature
+        g = prev_g + y
+        state = BFGSState(jnp.asarray(h0), jnp.asarray(prev_x), jnp.asarray(prev_g), jnp.asarray(count, jnp.int32))
+        d, new = scale_by_bfgs(rule).update(jnp.asarray(g), state, jnp.asarray(x))
+        sy = s @ y
+        if rule == "bfgs":
+            h = (sy / (y @ y)) * np.eye(n) if count == 1 else h0
+            rho = 1.0 / sy
+            v = np.eye(n) - rho * np.outer(y, s)
+            want = v.T @ h @ v + rho * np.outer(s, s)
+        else:
+            hy, yhy = h0 @ y, y @ h0 @ y
+            sbs = s @ np.linalg.solve(h0, s)
+            hk, bk = yhy / sy, sbs / sy
+            ak = bk * hk - 1.0
+            rho_m = min(1.0, hk * (1.0 - np.sqrt(ak / (1.0 + ak))))
+            theta = max((rho_m - 1.0) / ak, min(1.0 / rho_m, (1.0 - bk) / bk))
+            sigma = 1.0 + theta * ak
+            sigma_n = abs(sigma) ** (1.0 / (1.0 - n))
+            rb = min(1.0, 1.0 / bk)
+            tau = min(rb * sigma_n, sigma) if theta <= 0 else rb * min(sigma_n, 1.0 / theta)
+            tau = hk / sigma if count == 1 else tau
+            phi = (1.0 - theta) / (1.0 + ak * theta)
+            v = s / sy - hy / yhy
+            want = (h0 - np.outer(hy, hy) / yhy + phi * yhy * np.outer(v, v)) / tau + np.outer(s, s) / sy
+        np.testing.assert_allclose(np.asarray(new.h), want, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(d), -want @ g, rtol=1e-10, atol=1e-12)
+
+
 def test_unknown_update_rule_is_refused():
     from pdes.pinn.optim import scale_by_bfgs
 
