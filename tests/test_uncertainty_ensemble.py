@@ -66,6 +66,21 @@ def test_float64_config_trains_and_predicts_in_float64():
     assert u.shape == (2, 3, 4) and np.all(np.isfinite(u))
 
 
+def test_quasi_newton_members_one_at_a_time_train_like_all_at_once():
+    """member_batch only changes how the members' quasi-Newton steps are scheduled (vmapped
+    together, in groups, or one after another in one program), not the result."""
+    from uncertainty.ensemble import train_pinn_members
+
+    cfg = dataclasses.replace(TINY, dtype="float64", steps=10, log_every=10, qn_steps=20, qn_n_res=64)
+    fits = [train_pinn_members(HEAT, cfg, members=3, key=jax.random.key(0), progress=False, member_batch=b)
+            for b in (3, 2, 1)]
+    for other in fits[1:]:
+        for a, b in zip(jax.tree.leaves(fits[0].params), jax.tree.leaves(other.params), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="member_batch"):
+        train_pinn_members(HEAT, cfg, members=2, key=jax.random.key(0), progress=False, member_batch=0)
+
+
 def test_float64_presets_run_every_pinn_method():
     """The PINN presets are float64: MC dropout draws and the noisy-data ensemble work with them."""
     from uncertainty.dropout import pinn_dropout_draws
@@ -212,6 +227,7 @@ def test_noisy_ensemble_with_gaussian_head_stores_both_uncertainties(tmp_path):
         (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
         (["--gaussian-head"], "--gaussian-head needs"),
         (["--set", "width=-3"], "width"),
+        (["--member-batch", "0"], "--member-batch must be a positive integer, got 0"),
     ],
 )
 def test_bad_run_options_exit_2_with_one_line(tmp_path, capsys, extra, message):
@@ -244,6 +260,18 @@ leaf = jax.tree.leaves(fits[1].params)[0]
 print(len(leaf.sharding.device_set), member_mesh(2) is not None)
 for x, y in zip(jax.tree.leaves(fits[0].params), jax.tree.leaves(fits[1].params)):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+# PINN members one at a time in the quasi-Newton phase, each device mapping over its own members
+import dataclasses
+from pdes.pinn.configs import get_config
+from pdes.problems import HEAT
+from uncertainty.ensemble import train_pinn_members
+cfg = dataclasses.replace(get_config("heat", "fast"), width=8, depth=2, n_res=64, steps=10, log_every=10,
+                          qn_steps=10, qn_n_res=64)
+pinns = [train_pinn_members(HEAT, cfg, members=4, key=jax.random.key(0), progress=False, shard=s, member_batch=1)
+         for s in (False, True)]
+assert len(jax.tree.leaves(pinns[1].params)[0].sharding.device_set) == 2
+for x, y in zip(jax.tree.leaves(pinns[0].params), jax.tree.leaves(pinns[1].params)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-8, atol=1e-10)
 print("same")
 """
 

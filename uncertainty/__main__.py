@@ -68,6 +68,14 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         help="override a PINN config entry (repeatable)",
     )
     pinn.add_argument("--steps", type=int, default=None, help="Adam steps (default: the preset's)")
+    pinn.add_argument(
+        "--member-batch",
+        type=int,
+        default=None,
+        metavar="B",
+        help="ensemble members vmapped at once in the quasi-Newton phase, groups in sequence "
+        "(default: all on a GPU, 1 on a CPU)",
+    )
     fno = kinds.add_parser(
         "fno",
         help="Fourier neural operator on operator Burgers",
@@ -156,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
                 _print_report(summary)
                 print(f"wrote {args.out}/report.html, metrics.json and {len(summary['pngs'])} PNGs")
             return 0
+        from uncertainty.ensemble import spread_over_cpu_cores
         from uncertainty.run import run_from_args
 
+        spread_over_cpu_cores()  # before any JAX operation: members shard over the CPU cores
         result = run_from_args(args)
         if args.json:
             print(json.dumps(result))

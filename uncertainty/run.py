@@ -45,8 +45,10 @@ def run_pinn(
     n_obs: int = 0,
     gaussian_head: bool = False,
     progress: bool = True,
+    member_batch: int | None = None,
 ) -> xr.Dataset:
-    """Train and predict on the grid t = linspace(0, t_end, nt), x = linspace(x_min, x_max, nx)."""
+    """Train and predict on the grid t = linspace(0, t_end, nt), x = linspace(x_min, x_max, nx).
+    ``member_batch``: see ``uncertainty.ensemble.train_pinn_members`` (the plain ensemble)."""
     from pdes.exact import exact_solution
     from pdes.problems import problem_params
     from pdes.solution import solution_dataset
@@ -87,7 +89,7 @@ def run_pinn(
     elif method == "ensemble":
         from uncertainty.ensemble import pinn_ensemble, predict_pinn_members
 
-        fit = pinn_ensemble(problem, config, members=m, key=key, progress=progress)
+        fit = pinn_ensemble(problem, config, members=m, key=key, progress=progress, member_batch=member_batch)
         samples = predict_pinn_members(fit.model, fit.params, t, x)
         label = "pinn_ensemble"
     else:
@@ -278,6 +280,8 @@ def run_from_args(args: Any) -> dict[str, Any]:
 
         if args.noise < 0:
             raise ValueError(f"--noise must be >= 0, got {args.noise}")
+        if args.member_batch is not None and args.member_batch < 1:
+            raise ValueError(f"--member-batch must be a positive integer, got {args.member_batch}")
         problem = with_overrides(
             PRESETS[args.equation],
             nu=getattr(args, "nu", None) if args.equation == "burgers" else None,
@@ -305,6 +309,7 @@ def run_from_args(args: Any) -> dict[str, Any]:
             n_obs=args.n_obs,
             gaussian_head=args.gaussian_head,
             progress=progress,
+            member_batch=args.member_batch,
         )
     else:
         from operators.models import FNOConfig
