@@ -36,38 +36,104 @@ def _timed(fn):
     return out, time.perf_counter() - w, time.process_time() - c
 
 
-def bench_pinn(members: int, steps: int, repeats: int) -> dict:
+def bench_pinn(members: int, steps: int, repeats: int, problem: str = "heat", phase: str = "adam",
+               unroll: int = 1, member_batch: int | None = None) -> dict:
+    """M members vs one model on the ``fast`` preset of ``problem``, in the preset's dtype (float64
+    runs inside x64, as training does). phase "adam": ``steps`` Adam steps (``PINN.adam_chunk``);
+    "qn": ``steps`` quasi-Newton steps (``PINN.qn_chunk``, a fresh batch, line searches included),
+    ``member_batch`` members vmapped at a time as the ensemble trainer does (default: its own).
+    Also times one model on M times the points (the members' arithmetic without a member axis),
+    which shows whether one model is overhead- or arithmetic-bound on this machine."""
+    import dataclasses
+
     import jax
 
     from pdes.pinn.configs import get_config
     from pdes.pinn.core import build_pinn
-    from pdes.problems import HEAT
+    from pdes.pinn.precision import x64_if
+    from pdes.problems import PRESETS
+    from uncertainty.ensemble import _map_members, _member_batch
 
-    cfg = get_config("heat", "fast")
-    pinn = build_pinn(HEAT, cfg)
-    out: dict = {"model": "PINN heat (fast preset: MLP 3x32, n_res 1024, Adam)", "steps": steps}
-    programs = {}
-    for m in (1, members):
-        keys = jax.random.split(jax.random.key(0), m)
-        state = jax.jit(jax.vmap(lambda k: pinn.init_train_state(pinn.init(k), k)))(keys)
-        fn = jax.jit(jax.vmap(partial(pinn.adam_chunk, n_steps=steps)))
-        (_, compile_w, compile_c) = _timed(lambda fn=fn, state=state: fn.lower(state).compile())
-        compiled = fn.lower(state).compile()
-        programs[m] = (compiled, state)
-        out[f"compile_s_M{m}"] = compile_w
-    best = {m: [np.inf, np.inf] for m in programs}
-    for _ in range(repeats):
-        for m, (compiled, state) in programs.items():
-            _, w, c = _timed(lambda compiled=compiled, state=state: jax.block_until_ready(compiled(state)))
-            best[m] = [min(best[m][0], w), min(best[m][1], c)]
-    for m in programs:
-        out[f"wall_s_M{m}"], out[f"cpu_s_M{m}"] = best[m]
+    cfg = get_config(problem, "fast")
+    out: dict = {
+        "model": f"PINN {problem} (fast preset: {cfg.arch} {cfg.depth}x{cfg.width}, {cfg.dtype}, "
+                 f"n_res {cfg.n_res}, qn_n_res {cfg.qn_n_res}), {phase} phase",
+        "steps": steps,
+        "dtype": cfg.dtype,
+    }
+    variants = {1: cfg, members: cfg}
+    if phase == "adam":
+        variants["1x_points"] = dataclasses.replace(cfg, n_res=members * cfg.n_res)
+    else:
+        variants["1x_points"] = dataclasses.replace(cfg, qn_n_res=members * cfg.qn_n_res)
+    with x64_if(cfg.dtype == "float64" or (phase == "qn" and cfg.qn_dtype == "float64")):
+        programs = {}
+        for name, c in variants.items():
+            m = members if name == members else 1
+            pinn = build_pinn(PRESETS[problem], c)
+            keys = jax.random.split(jax.random.key(0), m)
+            if phase == "adam":
+                args = (jax.jit(jax.vmap(lambda k, p=pinn: p.init_train_state(p.init(k), k)))(keys),)
+                fn = jax.jit(jax.vmap(partial(pinn.adam_chunk, n_steps=steps, unroll=unroll)))
+            else:
+                params = jax.jit(jax.vmap(pinn.init))(keys)
+                opt, batch = jax.jit(jax.vmap(pinn.init_qn))(params)
+                dtype = jax.tree.leaves(params)[0].dtype
+                weights = jax.vmap(lambda _, p=pinn, dt=dtype: p.init_weights(dt))(keys)
+                args = (params, opt, weights, batch, keys, jax.numpy.asarray(True))
+                batch_m = _member_batch(member_batch, m)
+                out[f"member_batch_{_label(name)}"] = batch_m
+                fn = jax.jit(_map_members(partial(pinn.qn_chunk, n_steps=steps), batch_m, None))
+            (_, compile_w, _) = _timed(lambda fn=fn, args=args: fn.lower(*args).compile())
+            programs[name] = (fn.lower(*args).compile(), args)
+            out[f"compile_s_{_label(name)}"] = compile_w
+        best = {name: [np.inf, np.inf] for name in programs}
+        for _ in range(repeats):
+            for name, (compiled, args) in programs.items():
+                _, w, c = _timed(lambda compiled=compiled, args=args: jax.block_until_ready(compiled(*args)))
+                best[name] = [min(best[name][0], w), min(best[name][1], c)]
+    for name in programs:
+        out[f"wall_s_{_label(name)}"], out[f"cpu_s_{_label(name)}"] = best[name]
     out["ratio_wall"] = best[members][0] / best[1][0]
     out["ratio_cpu"] = best[members][1] / best[1][1]
+    out["ratio_wall_one_model_m_points"] = best["1x_points"][0] / best[1][0]
     return out
 
 
+def bench_pinn_full(members: int, problem: str = "heat", member_batch: int | None = None,
+                    shard: bool = False) -> dict:
+    """The whole ``fast`` preset of ``problem`` (Adam then quasi-Newton, ``train_pinn_members``),
+    M = 1 and M = members, each run twice: cold (tracing and compiling its programs) and warm
+    (the same programs again: the ensemble trainer keeps them per PINN), so the warm wall time
+    is training plus one host sync per logged chunk. ``shard``: members over the devices
+    (``--cpu-cores``: one CPU device per core, as ``python -m uncertainty run`` does)."""
+    import jax
+
+    from pdes.pinn.configs import get_config
+    from pdes.problems import PRESETS
+    from uncertainty.ensemble import train_pinn_members
+
+    cfg = get_config(problem, "fast")
+    out: dict = {"model": f"PINN {problem} fast preset, {cfg.steps} Adam + {cfg.qn_steps} {cfg.qn_method} steps",
+                 "devices": len(jax.devices()), "shard": shard}
+    for run in ("cold", "warm"):
+        for m in (1, members):
+            fit = train_pinn_members(PRESETS[problem], cfg, members=m, key=jax.random.key(0),
+                                     shard=shard, progress=False, member_batch=member_batch)
+            out[f"wall_s_M{m}_{run}"] = fit.wall_time_s
+    for run in ("cold", "warm"):
+        out[f"ratio_wall_{run}"] = out[f"wall_s_M{members}_{run}"] / out[f"wall_s_M1_{run}"]
+    out["ratio_wall"] = out["ratio_wall_warm"]
+    return out
+
+
+def _label(name: int | str) -> str:
+    return f"M{name}" if isinstance(name, int) else name
+
+
 def bench_fno(members: int, epochs: int, repeats: int) -> dict:
+    """M FNO members vs one model, same epochs; also one model on M times the data and batch
+    (same steps per epoch, the members' arithmetic without a member axis)."""
     import jax
     import jax.numpy as jnp
     from flax import nnx
@@ -76,51 +142,52 @@ def bench_fno(members: int, epochs: int, repeats: int) -> dict:
     from operators.train import TrainConfig, make_optimizer, make_train_epoch
 
     rng = np.random.default_rng(0)
-    a = jnp.asarray(rng.normal(size=(256, 64)), jnp.float32)
-    u = jnp.asarray(rng.normal(size=(256, 64)), jnp.float32)
+    n, batch = 256, 32
     cfg = FNOConfig(modes=12, width=32, depth=4, proj_hidden=64)
-    tcfg = TrainConfig(epochs=epochs, batch_size=32)
     template = FNO(cfg, rngs=nnx.Rngs(0))
     apply, _ = functional(template)
-    tx = make_optimizer(tcfg, 256 // 32)
-    epoch = make_train_epoch(apply, tx, batch_size=32)
+    tx = make_optimizer(TrainConfig(epochs=epochs, batch_size=batch), n // batch)
 
     def init(k):
         return nnx.split(FNO(cfg, rngs=nnx.Rngs(k)), nnx.Param, ...)[1]
 
-    def train(params, opt, keys):
-        def body(carry, e):
-            p, o = carry
-            ks = jax.vmap(lambda k: jax.random.fold_in(k, e))(keys)
-            p, o, losses = jax.vmap(epoch, in_axes=(0, 0, 0, None, None))(p, o, ks, a, u)
-            return (p, o), losses[:, -1]
+    def trainer(epoch, a, u):
+        def train(params, opt, keys):
+            def body(carry, e):
+                p, o = carry
+                ks = jax.vmap(lambda k: jax.random.fold_in(k, e))(keys)
+                p, o, losses = jax.vmap(epoch, in_axes=(0, 0, 0, None, None))(p, o, ks, a, u)
+                return (p, o), losses[:, -1]
 
-        return jax.lax.scan(body, (params, opt), jnp.arange(epochs))
+            return jax.lax.scan(body, (params, opt), jnp.arange(epochs))
+
+        return jax.jit(train)
 
     out: dict = {
-        "model": "FNO 1D (modes 12, width 32, depth 4), 256 functions x 64 points, batch 32",
+        "model": f"FNO 1D (modes 12, width 32, depth 4), {n} functions x 64 points, batch {batch}",
         "epochs": epochs,
     }
     programs = {}
-    for m in (1, members):
+    for name, m, scale in ((1, 1, 1), (members, members, 1), ("1x_points", 1, members)):
+        a = jnp.asarray(rng.normal(size=(scale * n, 64)), jnp.float32)
+        u = jnp.asarray(rng.normal(size=(scale * n, 64)), jnp.float32)
+        fn = trainer(make_train_epoch(apply, tx, batch_size=scale * batch), a, u)
         keys = jax.random.split(jax.random.key(0), m)
         params = jax.jit(jax.vmap(init))(keys)
-        opt = jax.jit(jax.vmap(tx.init))(params)
-        fn = jax.jit(train)
-        _, cw, _ = _timed(
-            lambda fn=fn, params=params, opt=opt, keys=keys: fn.lower(params, opt, keys).compile()
-        )
-        programs[m] = (fn.lower(params, opt, keys).compile(), (params, opt, keys))
-        out[f"compile_s_M{m}"] = cw
-    best = {m: [np.inf, np.inf] for m in programs}
+        args = (params, jax.jit(jax.vmap(tx.init))(params), keys)
+        _, cw, _ = _timed(lambda fn=fn, args=args: fn.lower(*args).compile())
+        programs[name] = (fn.lower(*args).compile(), args)
+        out[f"compile_s_{_label(name)}"] = cw
+    best = {name: [np.inf, np.inf] for name in programs}
     for _ in range(repeats):
-        for m, (compiled, args) in programs.items():
+        for name, (compiled, args) in programs.items():
             _, w, c = _timed(lambda compiled=compiled, args=args: jax.block_until_ready(compiled(*args)))
-            best[m] = [min(best[m][0], w), min(best[m][1], c)]
-    for m in programs:
-        out[f"wall_s_M{m}"], out[f"cpu_s_M{m}"] = best[m]
+            best[name] = [min(best[name][0], w), min(best[name][1], c)]
+    for name in programs:
+        out[f"wall_s_{_label(name)}"], out[f"cpu_s_{_label(name)}"] = best[name]
     out["ratio_wall"] = best[members][0] / best[1][0]
     out["ratio_cpu"] = best[members][1] / best[1][1]
+    out["ratio_wall_one_model_m_points"] = best["1x_points"][0] / best[1][0]
     return out
 
 
@@ -172,7 +239,15 @@ def bench_metrics(n: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--members", type=int, default=8)
-    p.add_argument("--steps", type=int, default=300, help="PINN Adam steps per timed run")
+    p.add_argument("--steps", type=int, default=300, help="PINN steps per timed run")
+    p.add_argument("--problem", choices=["heat", "wave", "burgers"], default="heat", help="PINN preset")
+    p.add_argument("--phase", choices=["adam", "qn", "full"], default="adam",
+                   help="PINN phase to time (full: the whole preset, cold and warm)")
+    p.add_argument("--unroll", type=int, default=1, help="PINN Adam scan unroll")
+    p.add_argument("--cpu-cores", action="store_true",
+                   help="one JAX CPU device per core, members sharded over them (as `python -m uncertainty run`)")
+    p.add_argument("--member-batch", type=int, default=None,
+                   help="PINN quasi-Newton members vmapped at a time (default: the ensemble trainer's)")
     p.add_argument("--epochs", type=int, default=10, help="FNO epochs per timed run")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--n", type=int, default=1_000_000, help="points for the metrics benchmark")
@@ -181,15 +256,24 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     import jax
 
+    if args.cpu_cores:
+        from uncertainty.ensemble import spread_over_cpu_cores
+
+        spread_over_cpu_cores()
+
     only = set(args.only or ["pinn", "fno", "metrics"])
     res: dict = {
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "devices": [f"{d.platform}:{d.device_kind}" for d in jax.devices()],
     }
     if "pinn" in only:
-        res["pinn"] = bench_pinn(args.members, args.steps, args.repeats)
+        if args.phase == "full":
+            res["pinn"] = bench_pinn_full(args.members, args.problem, args.member_batch, shard=args.cpu_cores)
+        else:
+            res["pinn"] = bench_pinn(args.members, args.steps, args.repeats, args.problem, args.phase, args.unroll,
+                                     args.member_batch)
         print(
-            f"PINN  M={args.members} vs 1: wall x{res['pinn']['ratio_wall']:.2f}, cpu x{res['pinn']['ratio_cpu']:.2f}",
+            f"PINN  M={args.members} vs 1: wall x{res['pinn']['ratio_wall']:.2f}, cpu x{res['pinn'].get('ratio_cpu', float('nan')):.2f}",
             file=sys.stderr,
         )
     if "fno" in only:
