@@ -84,19 +84,8 @@ def bench_pinn(members: int, steps: int, repeats: int, problem: str = "heat", ph
                 batch_m = _member_batch(member_batch, m)
                 out[f"member_batch_{_label(name)}"] = batch_m
                 fn = jax.jit(_map_members(partial(pinn.qn_chunk, n_steps=steps), batch_m, None))
-            (_, compile_w, _) = _timed(lambda fn=fn, args=args: fn.lower(*args).compile())
-            programs[name] = (fn.lower(*args).compile(), args)
-            out[f"compile_s_{_label(name)}"] = compile_w
-        best = {name: [np.inf, np.inf] for name in programs}
-        for _ in range(repeats):
-            for name, (compiled, args) in programs.items():
-                _, w, c = _timed(lambda compiled=compiled, args=args: jax.block_until_ready(compiled(*args)))
-                best[name] = [min(best[name][0], w), min(best[name][1], c)]
-    for name in programs:
-        out[f"wall_s_{_label(name)}"], out[f"cpu_s_{_label(name)}"] = best[name]
-    out["ratio_wall"] = best[members][0] / best[1][0]
-    out["ratio_cpu"] = best[members][1] / best[1][1]
-    out["ratio_wall_one_model_m_points"] = best["1x_points"][0] / best[1][0]
+            programs[name] = (fn, args)
+        _race(programs, members, repeats, out)
     return out
 
 
@@ -125,6 +114,29 @@ def bench_pinn_full(members: int, problem: str = "heat", member_batch: int | Non
         out[f"ratio_wall_{run}"] = out[f"wall_s_M{members}_{run}"] / out[f"wall_s_M1_{run}"]
     out["ratio_wall"] = out["ratio_wall_warm"]
     return out
+
+
+def _race(programs: dict, members: int, repeats: int, out: dict) -> None:
+    """Compile each (jitted fn, args) of ``programs`` (keys 1, members, "1x_points"; compile time
+    recorded), run them interleaved ``repeats`` times, and record the best wall and process-CPU
+    time of each and the ratios to the one-model program in ``out``."""
+    import jax
+
+    compiled = {}
+    for name, (fn, args) in programs.items():
+        (_, compile_w, _) = _timed(lambda fn=fn, args=args: fn.lower(*args).compile())
+        compiled[name] = (fn.lower(*args).compile(), args)
+        out[f"compile_s_{_label(name)}"] = compile_w
+    best = {name: [np.inf, np.inf] for name in compiled}
+    for _ in range(repeats):
+        for name, (program, args) in compiled.items():
+            _, w, c = _timed(lambda program=program, args=args: jax.block_until_ready(program(*args)))
+            best[name] = [min(best[name][0], w), min(best[name][1], c)]
+    for name in compiled:
+        out[f"wall_s_{_label(name)}"], out[f"cpu_s_{_label(name)}"] = best[name]
+    out["ratio_wall"] = best[members][0] / best[1][0]
+    out["ratio_cpu"] = best[members][1] / best[1][1]
+    out["ratio_wall_one_model_m_points"] = best["1x_points"][0] / best[1][0]
 
 
 def _label(name: int | str) -> str:
@@ -175,19 +187,8 @@ def bench_fno(members: int, epochs: int, repeats: int) -> dict:
         keys = jax.random.split(jax.random.key(0), m)
         params = jax.jit(jax.vmap(init))(keys)
         args = (params, jax.jit(jax.vmap(tx.init))(params), keys)
-        _, cw, _ = _timed(lambda fn=fn, args=args: fn.lower(*args).compile())
-        programs[name] = (fn.lower(*args).compile(), args)
-        out[f"compile_s_{_label(name)}"] = cw
-    best = {name: [np.inf, np.inf] for name in programs}
-    for _ in range(repeats):
-        for name, (compiled, args) in programs.items():
-            _, w, c = _timed(lambda compiled=compiled, args=args: jax.block_until_ready(compiled(*args)))
-            best[name] = [min(best[name][0], w), min(best[name][1], c)]
-    for name in programs:
-        out[f"wall_s_{_label(name)}"], out[f"cpu_s_{_label(name)}"] = best[name]
-    out["ratio_wall"] = best[members][0] / best[1][0]
-    out["ratio_cpu"] = best[members][1] / best[1][1]
-    out["ratio_wall_one_model_m_points"] = best["1x_points"][0] / best[1][0]
+        programs[name] = (fn, args)
+    _race(programs, members, repeats, out)
     return out
 
 

@@ -162,7 +162,7 @@ def train_pinn_members(
     Adam for ``steps`` (default config.steps) in chunks of ``chunk`` steps (default
     config.log_every), then, when ``qn`` and config.qn_steps > 0, the PINN's quasi-Newton
     phase (``PINN.qn_chunk``: BFGS / L-BFGS on a batch redrawn every qn_resample_every steps,
-    in config.qn_dtype); every phase is one vmapped program. A member whose quasi-Newton
+    in config.qn_dtype); every phase is one compiled program. A member whose quasi-Newton
     chunk turns non-finite keeps its last finite parameters (a per-member NaN guard).
 
     ``member_batch``: how many members the quasi-Newton phase vmaps at once; groups run one
@@ -180,13 +180,14 @@ def train_pinn_members(
     if steps is not None:
         config = dataclasses.replace(config, steps=int(steps))
     pinn = build_pinn(problem, config)  # validates before any jit
+    member_batch = _member_batch(member_batch, m)
     # a float64 config trains in float64 from the start, as pdes.pinn.train does
     with x64_if(config.dtype == "float64"):
         return _train_pinn_members(pinn, config, m, key, chunk, shard, progress, qn, member_batch)
 
 
 def _train_pinn_members(pinn: Any, config: Any, m: int, key: jax.Array, chunk: int | None, shard: bool,
-                        progress: bool, qn: bool, member_batch: int | None) -> EnsembleFit:
+                        progress: bool, qn: bool, member_batch: int) -> EnsembleFit:
     n_total = config.steps
     chunk = int(chunk or min(config.log_every, n_total))
     init_key, train_key, qn_key = jax.random.split(key, 3)
@@ -210,17 +211,16 @@ def _train_pinn_members(pinn: Any, config: Any, m: int, key: jax.Array, chunk: i
         bar.set_postfix(loss=f"{float(np.median(loss)):.2e}")
     params = state.params
     if qn and qn_steps > 0:
-        batch = _member_batch(member_batch, m)
-        params = _qn_phase(pinn, config, params, state.weights, qn_key, m, chunk, bar, history, batch, mesh)
+        params = _qn_phase(pinn, config, params, state.weights, qn_key, m, chunk, bar, history, member_batch, mesh)
     jax.block_until_ready(params)
     bar.close()
     return EnsembleFit(pinn, params, history, time.perf_counter() - start, m)
 
 
 def _program(pinn: Any, phase: str, n: int, make: Callable[[], Callable]) -> Callable:
-    """The jitted vmapped ``phase`` chunk of n steps, made once per PINN (``build_pinn`` returns
-    the same PINN for the same problem and config), so a second ensemble of the same config in
-    one process, of any size M, compiles nothing new for the same M."""
+    """The jitted ``phase`` chunk of n steps over the members, made once per PINN (``build_pinn``
+    returns the same PINN for the same problem and config), so a second ensemble of the same
+    config and size in one process compiles nothing."""
     key = ("ensemble", phase, n)
     if key not in pinn._jit:
         pinn._jit[key] = jax.jit(make())
@@ -242,7 +242,7 @@ def _map_members(run: Callable, member_batch: int, mesh: Any | None) -> Callable
     device maps over its own members (``jax.shard_map``)."""
 
     def local(p, o, w, b, k, fresh):
-        if 1 < member_batch >= jax.tree.leaves(p)[0].shape[0]:
+        if member_batch > 1 and member_batch >= jax.tree.leaves(p)[0].shape[0]:
             return jax.vmap(run, in_axes=(0, 0, 0, 0, 0, None))(p, o, w, b, k, fresh)
         # one at a time runs the plain (unbatched) program: a vmapped line search, even over one
         # member, costs ~1.6x on a CPU (34.5 against 21.6 ms a step, heat preset)
