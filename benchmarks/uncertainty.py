@@ -37,7 +37,7 @@ def _timed(fn):
 
 
 def bench_pinn(members: int, steps: int, repeats: int, problem: str = "heat", phase: str = "adam",
-               unroll: int = 1, member_batch: int | None = None) -> dict:
+               member_batch: int | None = None) -> dict:
     """M members vs one model on the ``fast`` preset of ``problem``, in the preset's dtype (float64
     runs inside x64, as training does). phase "adam": ``steps`` Adam steps (``PINN.adam_chunk``);
     "qn": ``steps`` quasi-Newton steps (``PINN.qn_chunk``, a fresh batch, line searches included),
@@ -74,7 +74,7 @@ def bench_pinn(members: int, steps: int, repeats: int, problem: str = "heat", ph
             keys = jax.random.split(jax.random.key(0), m)
             if phase == "adam":
                 args = (jax.jit(jax.vmap(lambda k, p=pinn: p.init_train_state(p.init(k), k)))(keys),)
-                fn = jax.jit(jax.vmap(partial(pinn.adam_chunk, n_steps=steps, unroll=unroll)))
+                fn = jax.jit(jax.vmap(partial(pinn.adam_chunk, n_steps=steps)))
             else:
                 params = jax.jit(jax.vmap(pinn.init))(keys)
                 opt, batch = jax.jit(jax.vmap(pinn.init_qn))(params)
@@ -244,7 +244,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--problem", choices=["heat", "wave", "burgers"], default="heat", help="PINN preset")
     p.add_argument("--phase", choices=["adam", "qn", "full"], default="adam",
                    help="PINN phase to time (full: the whole preset, cold and warm)")
-    p.add_argument("--unroll", type=int, default=1, help="PINN Adam scan unroll")
     p.add_argument("--cpu-cores", action="store_true",
                    help="one JAX CPU device per core, members sharded over them (as `python -m uncertainty run`)")
     p.add_argument("--member-batch", type=int, default=None,
@@ -271,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.phase == "full":
             res["pinn"] = bench_pinn_full(args.members, args.problem, args.member_batch, shard=args.cpu_cores)
         else:
-            res["pinn"] = bench_pinn(args.members, args.steps, args.repeats, args.problem, args.phase, args.unroll,
+            res["pinn"] = bench_pinn(args.members, args.steps, args.repeats, args.problem, args.phase,
                                      args.member_batch)
         print(
             f"PINN  M={args.members} vs 1: wall x{res['pinn']['ratio_wall']:.2f}, cpu x{res['pinn'].get('ratio_cpu', float('nan')):.2f}",

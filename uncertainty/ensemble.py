@@ -183,11 +183,12 @@ def train_pinn_members(
     member_batch = _member_batch(member_batch, m)
     # a float64 config trains in float64 from the start, as pdes.pinn.train does
     with x64_if(config.dtype == "float64"):
-        return _train_pinn_members(pinn, config, m, key, chunk, shard, progress, qn, member_batch)
+        return _train_pinn_members(pinn, m, key, chunk, shard, progress, qn, member_batch)
 
 
-def _train_pinn_members(pinn: Any, config: Any, m: int, key: jax.Array, chunk: int | None, shard: bool,
-                        progress: bool, qn: bool, member_batch: int) -> EnsembleFit:
+def _train_pinn_members(pinn: Any, m: int, key: jax.Array, chunk: int | None, shard: bool, progress: bool,
+                        qn: bool, member_batch: int) -> EnsembleFit:
+    config = pinn.config
     n_total = config.steps
     chunk = int(chunk or min(config.log_every, n_total))
     init_key, train_key, qn_key = jax.random.split(key, 3)
@@ -211,7 +212,7 @@ def _train_pinn_members(pinn: Any, config: Any, m: int, key: jax.Array, chunk: i
         bar.set_postfix(loss=f"{float(np.median(loss)):.2e}")
     params = state.params
     if qn and qn_steps > 0:
-        params = _qn_phase(pinn, config, params, state.weights, qn_key, m, chunk, bar, history, member_batch, mesh)
+        params = _qn_phase(pinn, params, state.weights, qn_key, m, chunk, bar, history, member_batch, mesh)
     jax.block_until_ready(params)
     bar.close()
     return EnsembleFit(pinn, params, history, time.perf_counter() - start, m)
@@ -259,7 +260,6 @@ def _map_members(run: Callable, member_batch: int, mesh: Any | None) -> Callable
 
 def _qn_phase(
     pinn: Any,
-    config: Any,
     params: Any,
     weights: Any,
     key: jax.Array,
@@ -273,6 +273,7 @@ def _qn_phase(
     """The quasi-Newton phase of every member at once; returns params in their Adam dtype."""
     from pdes.pinn.precision import cast_floats, x64_if
 
+    config = pinn.config
     dtype = jax.tree.leaves(params)[0].dtype
     x64 = config.qn_dtype == "float64"
     with x64_if(x64):

@@ -231,9 +231,9 @@ class PINN:
         return TrainState(params, self.adam().init(params), self.init_weights(dtype), key,
                           jnp.zeros((), jnp.int32))
 
-    def adam_chunk(self, state: TrainState, n_steps: int, unroll: int = 1) -> tuple[TrainState, dict]:
-        """n_steps Adam steps, each on fresh collocation points, as one lax.scan (``unroll``
-        steps per loop iteration). Pure and vmappable. Returns the new state and the last step's metrics (loss, loss_<term>,
+    def adam_chunk(self, state: TrainState, n_steps: int) -> tuple[TrainState, dict]:
+        """n_steps Adam steps, each on fresh collocation points, as one lax.scan. Pure and
+        vmappable. Returns the new state and the last step's metrics (loss, loss_<term>,
         weight_<term>, ...)."""
         c = self.config
         tx = self.adam()
@@ -258,7 +258,7 @@ class PINN:
             return (params, opt_state, weights, step + 1), metrics
 
         (params, opt_state, weights, step), metrics = jax.lax.scan(
-            one, (state.params, state.opt_state, state.weights, state.step), jax.random.split(scan_key, n_steps), unroll=unroll)
+            one, (state.params, state.opt_state, state.weights, state.step), jax.random.split(scan_key, n_steps))
         last = jax.tree.map(lambda a: a[-1], metrics)
         return TrainState(params, opt_state, weights, key, step), last
 

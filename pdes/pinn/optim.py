@@ -113,7 +113,7 @@ def scale_by_bfgs(update_rule: str = "bfgs") -> optax.GradientTransformation:
             c0 = sy_safe / jnp.where(yy > 0, yy, 1.0)
             hy, hg = jnp.where(first, c0 * y, hy), jnp.where(first, c0 * g, hg)
             scale, terms = _bfgs_terms(hy, s, y, sy_safe)
-            base = lambda h: jnp.where(first, c0 * jnp.eye(h.shape[0], dtype=h.dtype), h)  # noqa: E731
+            h0 = jnp.where(first, c0 * jnp.eye(g.size, dtype=g.dtype), state.h)
         else:
             # the last step was s = alpha d with d = -H g_prev (H as stored), so s B s = -alpha s.g_prev;
             # at the first update (after a scaled gradient step) H = I
@@ -122,10 +122,10 @@ def scale_by_bfgs(update_rule: str = "bfgs") -> optax.GradientTransformation:
             alpha = (s @ d_prev) / jnp.where(dd > 0, dd, 1.0)
             sbs = jnp.where(first, s @ s, -alpha * (s @ state.prev_g))
             scale, terms = _ssbroyden_terms(hy, s, y, sy_safe, jnp.where(curved, sbs, 1.0), state.count)
-            base = lambda h: h  # noqa: E731
+            h0 = state.h
         ok = curved & _finite_terms(scale, terms)
-        h_new = scale * base(state.h) + sum(c * jnp.outer(u, w) for c, u, w in terms)
-        h = jnp.where(ok, h_new, state.h)  # with the line above, one fused pass over H
+        h_new = scale * h0 + sum(c * jnp.outer(u, w) for c, u, w in terms)
+        h = jnp.where(ok, h_new, state.h)  # with the lines above, one fused pass over H
         d = -jnp.where(ok, scale * hg + sum(c * u * (w @ g) for c, u, w in terms), h_old_g)
         first_step = jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.linalg.norm(g), 1e-30))
         d = jnp.where(state.count == 0, d * first_step, d)
