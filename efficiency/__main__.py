@@ -5,39 +5,28 @@ sets ``func`` to a ``run_<name>(args) -> int`` function. ``SUBCOMMANDS`` maps na
 those builders: another module adds a subcommand with one entry, e.g.
 ``SUBCOMMANDS["generate"] = efficiency.generate.add_parser``.
 
-Timings default to ``--threads 1``: on a small machine shared with other jobs, two
-OpenMP threads that wait on each other at every barrier were measured 7-10x slower
-than one (MiniLM forward, 2 vs 1 thread, load average 10-25 on 2 cores).
+``main`` runs the command through ``plumbing.cli.run_cli`` (exit codes: 0 success, 2 bad
+input in one line, 1 failure, 130 interrupted), with torch's CPU threads set to
+``--threads`` (default 1: steadier timings on a shared machine; benchmarks/results/efficiency.md
+has the measurement) and restored afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from efficiency.serving_cli import SUBCOMMANDS as _SERVING_SUBCOMMANDS
+from plumbing.cli import UsageError, nonneg_int, positive_int, print_json, run_cli
+from plumbing.files import FIGURE_FORMATS
+from plumbing.tables import format_table
 
 PROG = "efficiency"
 
 
-class UserError(ValueError):
-    """Bad command-line input detected outside the library."""
-
-
 # ----------------------------------------------------------------- shared helpers
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from err
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
-
-
 def _int_list(text: str) -> tuple[int, ...]:
     try:
         vals = tuple(int(t) for t in text.split(",") if t.strip())
@@ -50,7 +39,7 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 def _add_common(p: argparse.ArgumentParser, *, device: bool = True) -> None:
     p.add_argument("--json", action="store_true", help="print a machine-readable JSON result on stdout")
-    p.add_argument("--threads", type=_positive_int, default=1,
+    p.add_argument("--threads", type=positive_int, default=1,
                    help="torch CPU threads for the run (default 1: steadier timings on a shared machine)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights and batches (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
@@ -86,14 +75,20 @@ def _corpus(args):
 
 def _add_corpus(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus", default=None, help="text file or folder (default: the Python standard library source)")
-    p.add_argument("--corpus-bytes", type=_positive_int, default=1_000_000, help="bytes of corpus to read")
+    p.add_argument("--corpus-bytes", type=positive_int, default=1_000_000, help="bytes of corpus to read")
 
 
 def _emit(args, result: dict, text: str) -> None:
     if args.json:
-        print(json.dumps(result, indent=2, default=str))
+        print_json(result)
     else:
         print(text)
+
+
+def _check_plot(path: str | None) -> None:
+    """A --plot path must name a figure format (checked before any training)."""
+    if path is not None and Path(path).suffix.lower() not in FIGURE_FORMATS:
+        raise UsageError(f"--plot must end in {' or '.join(FIGURE_FORMATS)}, got {path!r}")
 
 
 # ----------------------------------------------------------------- count
@@ -146,11 +141,11 @@ def add_amp(sub) -> argparse.ArgumentParser:
                                    "(bf16 on CPU; fp16 + GradScaler on CUDA).")
     _add_model(p)
     p.add_argument("--dtype", default=None, help="autocast dtype: bf16 or fp16 (default bf16 on CPU, fp16 on CUDA)")
-    p.add_argument("--steps", type=_positive_int, default=20, help="training steps per dtype (default 20)")
-    p.add_argument("--batch-size", type=_positive_int, default=8)
-    p.add_argument("--seq-len", type=_positive_int, default=None, help="tokens per sequence (default: context)")
+    p.add_argument("--steps", type=positive_int, default=20, help="training steps per dtype (default 20)")
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--seq-len", type=positive_int, default=None, help="tokens per sequence (default: context)")
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--plot", default=None, help="write the loss curves to this PNG")
+    p.add_argument("--plot", default=None, help="write the loss curves to this PNG (or .pdf, .svg)")
     _add_corpus(p)
     _add_common(p)
     p.set_defaults(func=run_amp)
@@ -160,10 +155,11 @@ def add_amp(sub) -> argparse.ArgumentParser:
 def run_amp(args) -> int:
     from efficiency.amp import compare_amp, format_amp, plot_amp
     from efficiency.train import dtype_name, parse_dtype, resolve_device
+    _check_plot(args.plot)
     dev = resolve_device(args.device)
     low = parse_dtype(args.dtype if args.dtype else ("fp16" if dev.type == "cuda" else "bf16"))
     if low is None:
-        raise ValueError(f"--dtype {args.dtype!r} is fp32; choose bf16 or fp16 to compare against fp32")
+        raise UsageError(f"--dtype {args.dtype!r} is fp32; choose bf16 or fp16 to compare against fp32")
     cfg, state = _model_from(args)
     res = compare_amp(cfg, _corpus(args).tokens, dtypes=("fp32", dtype_name(low)), steps=args.steps,
                       batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr, device=dev, seed=args.seed,
@@ -187,9 +183,9 @@ def add_checkpoint(sub) -> argparse.ArgumentParser:
     p.add_argument("--depths", type=_int_list, default=(2, 4), help="comma-separated layer counts (default 2,4)")
     p.add_argument("--seq-lens", type=_int_list, default=(64, 128, 256),
                    help="comma-separated sequence lengths (default 64,128,256); the context grows to fit")
-    p.add_argument("--batch-size", type=_positive_int, default=8)
-    p.add_argument("--steps", type=_positive_int, default=3, help="timed steps per point (default 3)")
-    p.add_argument("--plot", default=None, help="write memory/time vs sequence length to this PNG")
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--steps", type=positive_int, default=3, help="timed steps per point (default 3)")
+    p.add_argument("--plot", default=None, help="write memory/time vs sequence length to this PNG (or .pdf, .svg)")
     _add_corpus(p)
     _add_common(p)
     p.set_defaults(func=run_checkpoint)
@@ -199,6 +195,7 @@ def add_checkpoint(sub) -> argparse.ArgumentParser:
 def run_checkpoint(args) -> int:
     from efficiency.checkpointing import format_checkpointing, plot_checkpointing, sweep_checkpointing
     from efficiency.train import resolve_device
+    _check_plot(args.plot)
     dev = resolve_device(args.device)
     pts = sweep_checkpointing(_model_from(args)[0], _corpus(args).tokens, depths=args.depths,
                               seq_lens=args.seq_lens, batch_size=args.batch_size, steps=args.steps, device=dev,
@@ -217,12 +214,12 @@ def add_profile(sub) -> argparse.ArgumentParser:
                        description="Slowest operators by self time, memory by operator, synchronization "
                                    "overhead, and a Chrome trace.")
     _add_model(p)
-    p.add_argument("--batch-size", type=_positive_int, default=8)
-    p.add_argument("--seq-len", type=_positive_int, default=None, help="tokens per sequence (default: context)")
-    p.add_argument("--wait", type=int, default=1, help="schedule: steps skipped (default 1)")
-    p.add_argument("--warmup", type=int, default=1, help="schedule: steps traced and discarded (default 1)")
-    p.add_argument("--active", type=_positive_int, default=3, help="schedule: steps recorded (default 3)")
-    p.add_argument("--top", type=_positive_int, default=10, help="operators listed (default 10)")
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--seq-len", type=positive_int, default=None, help="tokens per sequence (default: context)")
+    p.add_argument("--wait", type=nonneg_int, default=1, help="schedule: steps skipped (default 1)")
+    p.add_argument("--warmup", type=nonneg_int, default=1, help="schedule: steps traced and discarded (default 1)")
+    p.add_argument("--active", type=positive_int, default=3, help="schedule: steps recorded (default 3)")
+    p.add_argument("--top", type=positive_int, default=10, help="operators listed (default 10)")
     p.add_argument("--out", default="out/profile", help="folder for report.md, report.json, trace.json")
     _add_corpus(p)
     _add_common(p)
@@ -234,7 +231,7 @@ def run_profile(args) -> int:
     from efficiency.profiling import format_profile, profile_training, write_profile_report
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {args.out!r} exists and is not a folder")
+        raise UsageError(f"--out {args.out!r} exists and is not a folder")
     cfg, state = _model_from(args)
     r = profile_training(cfg, _corpus(args).tokens, batch_size=args.batch_size,
                          seq_len=args.seq_len, wait=args.wait, warmup=args.warmup, active=args.active,
@@ -257,11 +254,11 @@ def add_quantize(sub) -> argparse.ArgumentParser:
     p.add_argument("--model-path", default=None, help="MiniLM folder (default: the package's)")
     p.add_argument("--checkpoint", default=None, help="GPT checkpoint folder (default: train --preset briefly)")
     _add_preset(p, default="small")
-    p.add_argument("--train-steps", type=_positive_int, default=50,
+    p.add_argument("--train-steps", type=positive_int, default=50,
                    help="steps (batch 8) to train the GPT when no --checkpoint is given (default 50)")
-    p.add_argument("--batch-size", type=_positive_int, default=12, help="sentences / sequences per timed batch")
-    p.add_argument("--repeats", type=_positive_int, default=10, help="timed repetitions (default 10)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed warm-up calls (default 2)")
+    p.add_argument("--batch-size", type=positive_int, default=12, help="sentences / sequences per timed batch")
+    p.add_argument("--repeats", type=positive_int, default=10, help="timed repetitions (default 10)")
+    p.add_argument("--warmup", type=nonneg_int, default=2, help="untimed warm-up calls (default 2)")
     _add_corpus(p)
     _add_common(p)
     p.set_defaults(func=run_quantize)
@@ -272,11 +269,11 @@ def run_quantize(args) -> int:
     from efficiency.quantize import SCHEMES, compare_gpt, compare_minilm
     from efficiency.train import resolve_device
     if resolve_device(args.device).type != "cpu":
-        raise ValueError(f"--device {args.device!r}: the INT8 kernels compared here run on the CPU")
+        raise UsageError(f"--device {args.device!r}: the INT8 kernels compared here run on the CPU")
     schemes = tuple(s.strip() for s in args.schemes.split(",") if s.strip())
     bad = [s for s in schemes if s not in SCHEMES]
     if bad or not schemes:
-        raise ValueError(f"unknown quantization scheme {bad[0] if bad else args.schemes!r} "
+        raise UsageError(f"unknown quantization scheme {bad[0] if bad else args.schemes!r} "
                          f"(choose from {', '.join(SCHEMES)})")
     if args.model == "minilm":
         res = compare_minilm(schemes, path=args.model_path, warmup=args.warmup, repeats=args.repeats,
@@ -299,15 +296,13 @@ def run_quantize(args) -> int:
         res = compare_gpt(model, val, schemes, warmup=args.warmup, repeats=args.repeats,
                           batch_size=min(args.batch_size, 8), progress=not args.no_progress)
         cols = ["mean_cosine", "min_cosine", "val_loss", "perplexity", "perplexity_ratio"]
-    head = f"{'scheme':<12} {'size MB':>8} {'size x':>7} {'p50 ms':>8} {'p95 ms':>8} {'lat x':>6} " + \
-        " ".join(f"{c:>14}" for c in cols)
-    lines = [f"{info['model']}: FP32 vs INT8 (torch.ao.quantization dynamic + weight-only INT8), "
-             f"{args.threads} thread(s), p50/p95 over {args.repeats} runs", head, "-" * len(head)]
-    for r in res:
-        d = r.to_dict()
-        lines.append(f"{r.scheme:<12} {r.size_bytes / 1e6:>8.2f} {r.size_ratio:>7.3f} {r.latency_p50_ms:>8.1f} "
-                     f"{r.latency_p95_ms:>8.1f} {r.latency_ratio:>6.2f} " + " ".join(f"{d[c]:>14.5f}" for c in cols))
-    _emit(args, {**info, "threads": args.threads, "results": [r.to_dict() for r in res]}, "\n".join(lines))
+    rows = [{"scheme": r.scheme, "size MB": r.size_bytes / 1e6, "size x": r.size_ratio, "p50 ms": r.latency_p50_ms,
+             "p95 ms": r.latency_p95_ms, "lat x": r.latency_ratio, **{c: f"{r.to_dict()[c]:.5f}" for c in cols}}
+            for r in res]
+    text = (f"{info['model']}: FP32 vs INT8 (torch.ao.quantization dynamic + weight-only INT8), "
+            f"{args.threads} thread(s), p50/p95 over {args.repeats} runs\n"
+            + format_table(rows, ["scheme", "size MB", "size x", "p50 ms", "p95 ms", "lat x", *cols]))
+    _emit(args, {**info, "threads": args.threads, "results": [r.to_dict() for r in res]}, text)
     return 0
 
 
@@ -331,20 +326,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)         # argparse exits 2 on a malformed flag
+def _run(args: argparse.Namespace) -> int:
+    """Run the subcommand with torch's CPU threads set to --threads, restored afterwards."""
     import torch
+
     threads = torch.get_num_threads()
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:  # user errors: one line, no traceback
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"{PROG}: error: {msg}", file=sys.stderr)
-        return 2
     finally:
         torch.set_num_threads(threads)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(PROG, build_parser(), argv, _run)
 
 
 if __name__ == "__main__":

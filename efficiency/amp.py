@@ -22,10 +22,12 @@ machine's load affects them alike.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
@@ -33,6 +35,11 @@ from tqdm.auto import tqdm
 from efficiency.data import get_batch
 from efficiency.gpt import GPT, GPTConfig
 from efficiency.train import dtype_name, make_train_step, parse_dtype, resolve_device, seeded
+from plumbing.files import save_figure
+from plumbing.tables import format_table
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["AmpResult", "compare_amp", "peak_step_memory", "format_amp", "plot_amp", "MEMORY_MEASURE"]
 
@@ -148,27 +155,25 @@ def compare_amp(config: GPTConfig, tokens: torch.Tensor, *, dtypes: tuple[str, .
 
 
 def format_amp(results: list[AmpResult]) -> str:
+    """A table: step time and peak step memory of each dtype, and their ratios to the first."""
     ref = results[0]
-    head = f"{'dtype':<6} {'step ms':>9} {'x ' + ref.dtype:>8} {'peak MiB':>9} {'x ' + ref.dtype:>8} " \
-           f"{'state MiB':>9} {'final loss':>10} {'mean|dloss|':>11}"
-    lines = [head, "-" * len(head)]
+    rows = []
     for r in results:
         dl = sum(abs(a - b) for a, b in zip(r.losses, ref.losses, strict=True)) / len(r.losses)
-        lines.append(f"{r.dtype:<6} {1e3 * r.step_time_s:>9.1f} {r.step_time_s / ref.step_time_s:>8.2f} "
-                     f"{r.peak_step_bytes / 2**20:>9.2f} {r.peak_step_bytes / max(ref.peak_step_bytes, 1):>8.2f} "
-                     f"{r.state_bytes / 2**20:>9.2f} {r.final_loss:>10.4f} {dl:>11.4f}")
-    lines.append(f"peak memory: {ref.memory_measure}")
-    return "\n".join(lines)
+        rows.append({"dtype": r.dtype, "step ms": 1e3 * r.step_time_s, f"x {ref.dtype}": r.step_time_s / ref.step_time_s,
+                     "peak MiB": r.peak_step_bytes / 2**20,
+                     f"peak x {ref.dtype}": r.peak_step_bytes / max(ref.peak_step_bytes, 1),
+                     "state MiB": r.state_bytes / 2**20, "final loss": f"{r.final_loss:.4f}", "mean|dloss|": f"{dl:.4f}"})
+    return format_table(rows, list(rows[0])) + f"\npeak memory: {ref.memory_measure}"
 
 
-def plot_amp(results: list[AmpResult], path) -> None:
-    """Loss curves side by side (left) and the per-step loss difference to the first dtype (right)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_amp(results: list[AmpResult], path: str | os.PathLike[str] | None = None) -> Figure:
+    """Loss curves side by side (left) and the per-step loss difference to the first dtype (right);
+    written to ``path`` (.png, .pdf or .svg) when given."""
+    from matplotlib.figure import Figure
 
-    from efficiency._io import atomic_savefig
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6), layout="tight")
+    a, b = fig.subplots(1, 2)
     for r in results:
         a.plot(range(1, len(r.losses) + 1), r.losses, label=f"{r.dtype} ({1e3 * r.step_time_s:.0f} ms/step)")
         b.plot(range(1, len(r.losses) + 1), [x - y for x, y in zip(r.losses, results[0].losses, strict=True)],
@@ -177,6 +182,6 @@ def plot_amp(results: list[AmpResult], path) -> None:
     b.set(xlabel="step", ylabel=f"loss - {results[0].dtype} loss", title="difference")
     a.legend()
     b.legend()
-    fig.tight_layout()
-    atomic_savefig(fig, path)
-    plt.close(fig)
+    if path is not None:
+        save_figure(fig, path)
+    return fig

@@ -12,9 +12,11 @@ allocator's peak), over one full training step (forward, backward, AdamW update)
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
@@ -23,6 +25,11 @@ from efficiency.amp import MEMORY_MEASURE, peak_step_memory
 from efficiency.data import get_batch
 from efficiency.gpt import GPT, GPTConfig
 from efficiency.train import make_train_step, resolve_device, seeded
+from plumbing.files import save_figure
+from plumbing.tables import format_table
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["CheckpointPoint", "sweep_checkpointing", "format_checkpointing", "plot_checkpointing"]
 
@@ -102,25 +109,22 @@ def sweep_checkpointing(base: GPTConfig, tokens: torch.Tensor, *, depths: tuple[
 
 
 def format_checkpointing(points: list[CheckpointPoint], device: str = "cpu") -> str:
-    head = f"{'layers':>6} {'seq':>5} {'peak MiB':>9} {'ckpt MiB':>9} {'mem x':>6} {'step ms':>8} " \
-           f"{'ckpt ms':>8} {'time x':>6}"
-    lines = [head, "-" * len(head)]
-    for p in points:
-        lines.append(f"{p.n_layer:>6} {p.seq_len:>5} {p.peak_bytes_plain / 2**20:>9.2f} "
-                     f"{p.peak_bytes_ckpt / 2**20:>9.2f} {p.memory_ratio:>6.2f} {1e3 * p.step_time_plain_s:>8.1f} "
-                     f"{1e3 * p.step_time_ckpt_s:>8.1f} {p.time_ratio:>6.2f}")
-    lines.append(f"peak memory: {MEMORY_MEASURE['cuda' if device.startswith('cuda') else 'cpu']}")
-    return "\n".join(lines)
+    """A table: peak step memory and step time with and without checkpointing, and their ratios."""
+    rows = [{"layers": p.n_layer, "seq": p.seq_len, "peak MiB": p.peak_bytes_plain / 2**20,
+             "ckpt MiB": p.peak_bytes_ckpt / 2**20, "mem x": p.memory_ratio, "step ms": 1e3 * p.step_time_plain_s,
+             "ckpt ms": 1e3 * p.step_time_ckpt_s, "time x": p.time_ratio} for p in points]
+    columns = ["layers", "seq", "peak MiB", "ckpt MiB", "mem x", "step ms", "ckpt ms", "time x"]
+    return format_table(rows, columns) + \
+        f"\npeak memory: {MEMORY_MEASURE['cuda' if device.startswith('cuda') else 'cpu']}"
 
 
-def plot_checkpointing(points: list[CheckpointPoint], path) -> None:
-    """Peak memory (left) and step time (right) against sequence length, one line per depth."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_checkpointing(points: list[CheckpointPoint], path: str | os.PathLike[str] | None = None) -> Figure:
+    """Peak memory (left) and step time (right) against sequence length, one line per depth;
+    written to ``path`` (.png, .pdf or .svg) when given."""
+    from matplotlib.figure import Figure
 
-    from efficiency._io import atomic_savefig
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6), layout="tight")
+    a, b = fig.subplots(1, 2)
     for depth in sorted({p.n_layer for p in points}):
         ps = sorted((p for p in points if p.n_layer == depth), key=lambda p: p.seq_len)
         t = [p.seq_len for p in ps]
@@ -134,6 +138,6 @@ def plot_checkpointing(points: list[CheckpointPoint], path) -> None:
     b.set(xlabel="sequence length", ylabel="step time (ms)", title="time")
     a.legend(fontsize=7)
     b.legend(fontsize=7)
-    fig.tight_layout()
-    atomic_savefig(fig, path)
-    plt.close(fig)
+    if path is not None:
+        save_figure(fig, path)
+    return fig

@@ -25,6 +25,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from plumbing.cli import Failure
+
 __all__ = ["LoadConfig", "LevelResult", "run_loadtest", "start_server_process", "format_table"]
 
 PROMPT_TEXT = (
@@ -209,7 +211,8 @@ def _free_port(host: str = "127.0.0.1") -> int:
 
 
 def start_server_process(args: list[str], *, ready_timeout: float = 600.0) -> tuple[subprocess.Popen, str]:
-    """Start `python -m efficiency serve --host 127.0.0.1 --port P ARGS` and wait for /health."""
+    """Start `python -m efficiency serve --host 127.0.0.1 --port P ARGS` and wait for /health;
+    ``Failure`` when the server exits or stays unhealthy for ``ready_timeout`` seconds."""
     import httpx
 
     port = _free_port()
@@ -219,7 +222,7 @@ def start_server_process(args: list[str], *, ready_timeout: float = 600.0) -> tu
     t0 = time.perf_counter()
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with code {proc.returncode} during start-up")
+            raise Failure(f"the server exited with code {proc.returncode} during start-up")
         try:
             if httpx.get(url + "/health", timeout=2, trust_env=False).status_code == 200:
                 return proc, url
@@ -227,7 +230,7 @@ def start_server_process(args: list[str], *, ready_timeout: float = 600.0) -> tu
             pass
         if time.perf_counter() - t0 > ready_timeout:
             proc.terminate()
-            raise RuntimeError(f"the server did not become healthy within {ready_timeout:g} s")
+            raise Failure(f"the server did not become healthy within {ready_timeout:g} s")
         time.sleep(0.25)
 
 

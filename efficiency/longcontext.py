@@ -24,11 +24,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -37,7 +37,11 @@ import torch.nn.functional as F
 from efficiency.data import ByteTokenizer
 from efficiency.generate import SamplingParams, generate
 from efficiency.gpt import GPT, GPTConfig
-from efficiency.train import save_checkpoint
+from efficiency.train import save_checkpoint, seeded
+from plumbing.files import atomic_write_json, save_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "LongContextConfig",
@@ -45,6 +49,8 @@ __all__ = [
     "evaluate_passkey",
     "fit_power_law",
     "measure_scaling",
+    "plot_heatmap",
+    "plot_latency_memory",
     "plot_results",
     "run_longcontext",
     "train_passkey_model",
@@ -157,38 +163,40 @@ def train_passkey_model(cfg: LongContextConfig, progress: bool = True,
     """
     from tqdm.auto import tqdm
 
-    torch.manual_seed(cfg.seed)  # parameter init (GPT draws from the global generator)
-    model = GPT(cfg.model)
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
-    warm = max(1, cfg.steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
-    task, n = cfg.task, cfg.task.n_digits
-    hist, t0 = [], time.perf_counter()
-    model.train()
-    bar = tqdm(range(cfg.steps), desc="passkey training", disable=not progress, leave=False)
-    for step in bar:
-        length = int(torch.randint(task.min_length, cfg.train_context - n + 1, (), generator=gen))
-        depths = torch.rand(cfg.batch_size, generator=gen).tolist()
-        seq, _ = task.batch(length, depths, gen)
-        x, y = seq[:, :-1], seq[:, 1:]
-        logits = model(x)
-        lm = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
-        ans = F.cross_entropy(logits[:, -n:].reshape(-1, logits.size(-1)), y[:, -n:].reshape(-1))
-        loss = lm + ans
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if step % 50 == 0 or step == cfg.steps - 1:
-            acc = (logits[:, -n:].argmax(-1) == y[:, -n:]).all(-1).float().mean().item()
-            hist.append({"step": step, "loss": loss.item(), "answer_loss": ans.item(), "batch_accuracy": acc})
-            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.2f}")
-            if log is not None:
-                log(step, loss.item(), acc)
-    model.eval()
+    # parameter init (and dropout, if any) draw from torch's global generator: seed it for this
+    # run only (the caller's generator state is restored); prompts and lengths use `gen`
+    with seeded(cfg.seed):
+        model = GPT(cfg.model)
+        gen = torch.Generator().manual_seed(cfg.seed + 1)
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
+        warm = max(1, cfg.steps // 20)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
+        task, n = cfg.task, cfg.task.n_digits
+        hist, t0 = [], time.perf_counter()
+        model.train()
+        bar = tqdm(range(cfg.steps), desc="passkey training", disable=not progress, leave=False)
+        for step in bar:
+            length = int(torch.randint(task.min_length, cfg.train_context - n + 1, (), generator=gen))
+            depths = torch.rand(cfg.batch_size, generator=gen).tolist()
+            seq, _ = task.batch(length, depths, gen)
+            x, y = seq[:, :-1], seq[:, 1:]
+            logits = model(x)
+            lm = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+            ans = F.cross_entropy(logits[:, -n:].reshape(-1, logits.size(-1)), y[:, -n:].reshape(-1))
+            loss = lm + ans
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            if step % 50 == 0 or step == cfg.steps - 1:
+                acc = (logits[:, -n:].argmax(-1) == y[:, -n:]).all(-1).float().mean().item()
+                hist.append({"step": step, "loss": loss.item(), "answer_loss": ans.item(), "batch_accuracy": acc})
+                bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.2f}")
+                if log is not None:
+                    log(step, loss.item(), acc)
+        model.eval()
     return model, {"train_time_s": time.perf_counter() - t0, "history": hist}
 
 
@@ -324,17 +332,15 @@ def fit_power_law(x, y) -> tuple[float, float]:
     return float(p), float(np.exp(logc))
 
 
-def plot_results(result: dict, out_dir: Path) -> list[Path]:
-    """Heatmap of accuracy (length x depth) and latency/memory vs length; returns the PNGs."""
-    import matplotlib
+def plot_heatmap(result: dict, path: str | os.PathLike[str] | None = None) -> Figure:
+    """Retrieval accuracy over (prompt length x depth), the lengths past the trained context
+    marked; written to ``path`` (.png, .pdf or .svg) when given."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir.mkdir(parents=True, exist_ok=True)
     acc = np.asarray(result["accuracy"])
     lengths, depths = result["config"]["lengths"], result["config"]["depths"]
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig = Figure(figsize=(6, 4.5), layout="tight")
+    ax = fig.subplots()
     im = ax.imshow(acc, vmin=0, vmax=1, cmap="viridis", aspect="auto", origin="lower")
     ax.set_xticks(range(len(depths)), [f"{d:g}" for d in depths])
     ax.set_yticks(range(len(lengths)), [str(n) for n in lengths])
@@ -352,14 +358,20 @@ def plot_results(result: dict, out_dir: Path) -> list[Path]:
     ax.set_ylabel("prompt length (tokens)")
     ax.set_title("passkey retrieval accuracy")
     fig.colorbar(im, ax=ax)
-    fig.tight_layout()
-    heat = out_dir / "passkey_heatmap.png"
-    fig.savefig(heat, dpi=120)
-    plt.close(fig)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_latency_memory(result: dict, path: str | os.PathLike[str] | None = None) -> Figure:
+    """Prefill and decode-step latency (left) and KV-cache and prefill memory (right) against
+    context length, log-log; written to ``path`` (.png, .pdf or .svg) when given."""
+    from matplotlib.figure import Figure
 
     sc = result["scaling"]
     L = np.array([r["length"] for r in sc])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4), layout="tight")
+    axes = fig.subplots(1, 2)
     ax = axes[0]
     ax.loglog(L, [r["prefill_s"] * 1e3 for r in sc], "o-", label=f"prefill, wall (p = {result['prefill_exponent']:.2f})")
     ax.loglog(L, [r["decode_step_s"] * 1e3 for r in sc], "s-",
@@ -383,19 +395,19 @@ def plot_results(result: dict, out_dir: Path) -> list[Path]:
     ax.set_ylabel("MiB")
     ax.set_title("memory vs context length")
     ax.legend()
-    fig.tight_layout()
-    lat = out_dir / "latency_memory_vs_length.png"
-    fig.savefig(lat, dpi=120)
-    plt.close(fig)
-    return [heat, lat]
+    if path is not None:
+        save_figure(fig, path)
+    return fig
 
 
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; results are meant to be read
-    os.replace(tmp, path)
+def plot_results(result: dict, out_dir: str | os.PathLike[str]) -> list[Path]:
+    """passkey_heatmap.png (``plot_heatmap``) and latency_memory_vs_length.png
+    (``plot_latency_memory``) in ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    paths = [out / "passkey_heatmap.png", out / "latency_memory_vs_length.png"]
+    plot_heatmap(result, paths[0])
+    plot_latency_memory(result, paths[1])
+    return paths
 
 
 def run_longcontext(cfg: LongContextConfig, out_dir: str | Path | None = None, *,
@@ -450,5 +462,5 @@ def run_longcontext(cfg: LongContextConfig, out_dir: str | Path | None = None, *
         if trained:
             save_checkpoint(model, out / "model", extra={"longcontext": conf})
             result["model_dir"] = str(out / "model")
-        _write_json_atomic(out / "results.json", result)
+        atomic_write_json(out / "results.json", result)
     return result

@@ -21,9 +21,6 @@ The report holds:
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,8 +31,9 @@ from torch.profiler import ProfilerActivity, profile, record_function, schedule
 from efficiency.data import get_batch
 from efficiency.gpt import GPT, GPTConfig
 from efficiency.train import make_train_step, resolve_device, seeded
+from plumbing.files import atomic_path, atomic_write_json, atomic_write_text
 
-__all__ = ["ProfileReport", "profile_training", "format_profile"]
+__all__ = ["ProfileReport", "profile_training", "format_profile", "write_profile_report"]
 
 SYNC_OPS = ("aten::item", "aten::_local_scalar_dense")
 CUDA_SYNC_RUNTIME = ("cudaDeviceSynchronize", "cudaStreamSynchronize", "cudaEventSynchronize", "cudaMemcpy")
@@ -61,17 +59,6 @@ class ProfileReport:
         return asdict(self)
 
 
-def _atomic_trace(prof, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".json")
-    os.close(fd)
-    try:
-        prof.export_chrome_trace(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def profile_training(config: GPTConfig, tokens: torch.Tensor, *, batch_size: int = 8, seq_len: int | None = None,
                      wait: int = 1, warmup: int = 1, active: int = 3, device: str | torch.device = "cpu",
                      seed: int = 0, trace_path: str | Path | None = None, top: int = 10,
@@ -93,12 +80,11 @@ def profile_training(config: GPTConfig, tokens: torch.Tensor, *, batch_size: int
     gen = torch.Generator().manual_seed(seed + 1)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
     trace_path = Path(trace_path) if trace_path is not None else None
-    if trace_path is not None:
-        trace_path.parent.mkdir(parents=True, exist_ok=True)
 
     def on_ready(prof):
         if trace_path is not None:
-            _atomic_trace(prof, trace_path)
+            with atomic_path(trace_path) as tmp:
+                prof.export_chrome_trace(str(tmp))
 
     sched = schedule(wait=wait, warmup=warmup, active=active, repeat=1)
     step_times = []
@@ -199,8 +185,7 @@ def format_profile(r: ProfileReport) -> str:
 
 def write_profile_report(r: ProfileReport, out_dir: str | Path) -> dict[str, str]:
     """report.md and report.json in ``out_dir`` (atomic)."""
-    from efficiency._io import atomic_write_text
     out = Path(out_dir)
     md = atomic_write_text(out / "report.md", format_profile(r) + "\n")
-    js = atomic_write_text(out / "report.json", json.dumps(r.to_dict(), indent=2))
+    js = atomic_write_json(out / "report.json", r.to_dict())
     return {"report_md": str(md), "report_json": str(js)}

@@ -56,6 +56,7 @@ from efficiency.train import (
     make_train_step,
     read_checkpoint_meta,
     save_checkpoint,
+    seeded,
 )
 
 __all__ = ["ServiceConfig", "Scheduler", "create_app", "start_server", "ServerHandle", "cache_dir",
@@ -605,8 +606,7 @@ def train_default_model(budget_s: float = DEFAULT_BUDGET_S, max_steps: int = DEF
     corpus = load_corpus()
     train, val = train_val_split(corpus.tokens)
     cfg = GPT_PRESETS[DEFAULT_PRESET]
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
+    with seeded(seed):  # the initialisation draws from torch's global generator; its state is restored
         model = GPT(cfg)
     base_lr = 3e-3
     step_fn = make_train_step(model, lr=base_lr)

@@ -9,41 +9,22 @@
     python -m efficiency longcontext [--out DIR] [--steps N] [--lengths ...] [--depths ...] [--json]
 
 Each subcommand is an ``add_*_parser(subparsers)`` (it sets ``func``) and a
-``cmd_*(args) -> int``; library
-errors (ValueError, FileNotFoundError) propagate to ``__main__``, which turns them into
-exit code 2. ``--threads N`` sets torch's intra-op threads (on a busy 2-core machine
-1 thread decodes a small model far faster than 2: OpenMP barriers wait for descheduled
-threads).
+``cmd_*(args) -> int``; errors propagate to ``__main__``, whose ``plumbing.cli.run_cli``
+turns them into exit codes. ``--threads N`` (default 1) sets torch's intra-op threads
+for the command (``__main__`` sets and restores them).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
+from plumbing.cli import positive_int, print_json
+from plumbing.files import atomic_write_json, atomic_write_text
+
 __all__ = ["SUBCOMMANDS"]
-
-
-def _pos_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
-
-
-def _threads(args) -> None:
-    if args.threads is not None:
-        import torch
-
-        if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
 
 
 def _common(p: argparse.ArgumentParser, model: bool = True) -> None:
@@ -52,7 +33,7 @@ def _common(p: argparse.ArgumentParser, model: bool = True) -> None:
                        "small model, trained on first use in under 2 minutes and cached in $SCIML_CACHE "
                        "or ~/.cache/sciml-workbench)")
         p.add_argument("--int8", action="store_true", help="INT8 weight-only Linear/Embedding layers")
-    p.add_argument("--threads", type=_pos_int, default=1, help="torch intra-op threads (default 1)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
 
 
@@ -79,7 +60,6 @@ def cmd_generate(args) -> int:
     from efficiency.generate import SamplingParams, generate
     from efficiency.service import load_model
 
-    _threads(args)
     params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                             top_k=args.top_k, top_p=args.top_p, seed=args.seed)
     model, info = load_model(args.checkpoint, int8=args.int8, progress=not args.no_progress)
@@ -89,8 +69,8 @@ def cmd_generate(args) -> int:
     wall = time.perf_counter() - t0
     n = sum(len(r.tokens) for r in results)
     if args.json:
-        print(json.dumps({"texts": [tok.decode(r.tokens) for r in results], "tokens": n, "wall_time_s": wall,
-                          "tokens_per_s": n / wall, "model": {k: v for k, v in info.items() if k != "corpus"}}))
+        print_json({"texts": [tok.decode(r.tokens) for r in results], "tokens": n, "wall_time_s": wall,
+                    "tokens_per_s": n / wall, "model": {k: v for k, v in info.items() if k != "corpus"}})
     else:
         for p, r in zip(args.prompt, results, strict=True):
             print(p + tok.decode(r.tokens))
@@ -129,7 +109,6 @@ def add_serve_parser(sub) -> argparse.ArgumentParser:
 def cmd_serve(args) -> int:
     from efficiency.service import _check_loopback, create_app, load_model, serve
 
-    _threads(args)
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be in [0, 65535], got {args.port}")
     try:
@@ -214,12 +193,14 @@ def cmd_loadtest(args) -> int:
                 proc.kill()
     table = format_table(results)
     res = results_json(results, cfg, extra)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(args.out.name + ".tmp")
-        tmp.write_text(json.dumps(res, indent=2) if args.out.suffix == ".json" else table + "\n")
-        tmp.replace(args.out)
-    print(json.dumps(res) if args.json else table)
+    if args.out is not None and args.out.suffix == ".json":
+        atomic_write_json(args.out, res)
+    elif args.out is not None:
+        atomic_write_text(args.out, table + "\n")
+    if args.json:
+        print_json(res)
+    else:
+        print(table)
     return 0
 
 
@@ -243,7 +224,7 @@ def add_longcontext_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--model-dir", help="evaluate this saved passkey model instead of training one")
     p.add_argument("--json", action="store_true", help="print a JSON result on stdout")
-    p.add_argument("--threads", type=_pos_int, default=1, help="torch intra-op threads (default 1)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     p.set_defaults(func=cmd_longcontext)
     return p
@@ -255,7 +236,6 @@ def cmd_longcontext(args) -> int:
     from efficiency.longcontext import LongContextConfig, run_longcontext
     from efficiency.train import load_checkpoint
 
-    _threads(args)
     base = LongContextConfig()
     cfg = LongContextConfig(model=replace(base.model, context=args.context), train_context=args.train_context,
                             steps=args.steps, lengths=tuple(args.lengths), depths=tuple(args.depths),
@@ -263,7 +243,7 @@ def cmd_longcontext(args) -> int:
     model = load_checkpoint(args.model_dir) if args.model_dir else None
     res = run_longcontext(cfg, args.out, model=model, progress=not args.no_progress)
     if args.json:
-        print(json.dumps({k: v for k, v in res.items() if k != "history"}))
+        print_json({k: v for k, v in res.items() if k != "history"})
     else:
         print(format_longcontext(res))
     return 0

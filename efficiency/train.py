@@ -10,10 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import shutil
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +20,8 @@ from tqdm.auto import tqdm
 
 from efficiency.data import get_batch, train_val_split
 from efficiency.gpt import GPT, GPTConfig
+from plumbing.files import atomic_directory
+from plumbing.jsonio import dumps
 
 __all__ = ["TrainResult", "TrainStep", "make_train_step", "train_gpt", "evaluate_loss", "resolve_device",
            "parse_dtype", "dtype_name", "seeded", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
@@ -289,24 +288,11 @@ def save_checkpoint(model: GPT, directory: str | Path, *, extra: dict | None = N
         others = {p.name for p in directory.iterdir()} - _CKPT_FILES
         if others:
             raise ValueError(f"refusing to replace {str(directory)!r}: it holds other files {sorted(others)[:3]}")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        meta = {"format": CHECKPOINT_FORMAT, "config": model.config.to_dict(), **(extra or {})}
-        (tmp / "config.json").write_text(json.dumps(meta, indent=2))
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    meta = {"format": CHECKPOINT_FORMAT, "config": model.config.to_dict(), **(extra or {})}
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with atomic_directory(directory) as tmp:  # a fresh folder, swapped in whole when both files are written
+        (tmp / "config.json").write_text(dumps(meta, indent=2))
         torch.save(state, tmp / "model.pt")
-        if directory.exists():
-            old = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(directory, old)
-            os.replace(tmp, directory)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, directory)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return directory
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 
+from plumbing.cli import print_json, run_cli
+from plumbing.tables import print_table
 from scaling import estimates as est
+
+PROG = "scaling"
 
 _SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 
@@ -26,17 +29,9 @@ def _g(x: float) -> str:
     return f"{x:.4g}"
 
 
-def _print_table(rows: list[dict], cols: list[str]) -> None:
-    cells = [list(cols)] + [[_g(r[c]) if isinstance(r[c], float) else ("inf" if r[c] is None else str(r[c]))
-                            for c in cols] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
-    for row in cells:
-        print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
-
-
 def _emit(args, result: dict, text) -> None:
     if args.json:
-        print(json.dumps(result, indent=2, default=float))
+        print_json(result)
     else:
         text()
 
@@ -66,7 +61,8 @@ def cmd_loss(args) -> int:
                   f"with D: [(N_c/N)^(a_N/a_D) + D_c/D]^a_D (Table 2)")
         else:
             print(f"{law.name}: L(N, D) = {law.E} + {law.A}/N^{law.alpha} + {law.B}/D^{law.beta}  ({law.source})")
-        _print_table(rows, ["N", "D", "loss"])
+        # D = None in the JSON means unlimited data: shown as inf
+        print_table([{**r, "D": math.inf if r["D"] is None else r["D"]} for r in rows], ["N", "D", "loss"])
         print(f"limit as N, D -> inf: E = {law.irreducible}  (N raw parameters, D tokens, loss in nats/token)")
     _emit(args, result, text)
     return 0
@@ -86,7 +82,7 @@ def cmd_compute(args) -> int:
         print(f"  = {_g(c['C_pf_days'])} PF-days")
         if strategies:
             print(f"\n{args.factor:g}x the budget ({law.name} law):")
-            _print_table(strategies, ["strategy", "N", "D", "tokens_per_param", "loss"])
+            print_table(strategies, ["strategy", "N", "D", "tokens_per_param", "loss"])
     _emit(args, result, text)
     return 0
 
@@ -122,12 +118,12 @@ def cmd_memory(args) -> int:
 
     def text():
         print(f"N = {_g(args.N)} parameters (GB = 1e9 bytes, GiB = 2^30 bytes)")
-        _print_table([{"format": k, "bits": float(est.BITS_PER_PARAM[k]), "GB": v / est.GB, "GiB": v / est.GiB}
-                      for k, v in pm.items()], ["format", "bits", "GB", "GiB"])
+        print_table([{"format": k, "bits": float(est.BITS_PER_PARAM[k]), "GB": v / est.GB, "GiB": v / est.GiB}
+                     for k, v in pm.items()], ["format", "bits", "GB", "GiB"])
         for name, t in (("mixed precision + Adam", mixed), ("fp32 + Adam", fp32)):
             print(f"\ntraining, {name}: {t['bytes_per_param']:g} bytes/param, {t['total_GB']:.4g} GB "
                   f"({t['total_GiB']:.4g} GiB), activations excluded")
-            _print_table([{"part": k, "GB": v / est.GB} for k, v in t["parts_bytes"].items()], ["part", "GB"])
+            print_table([{"part": k, "GB": v / est.GB} for k, v in t["parts_bytes"].items()], ["part", "GB"])
     _emit(args, result, text)
     return 0
 
@@ -145,7 +141,7 @@ def cmd_quantization(args) -> int:
         extra = (f", one {args.scale_bits}-bit scale (+{args.zero_point_bits}-bit zero) per {args.group_size} weights"
                  if args.group_size else ", metadata ignored")
         print(f"{args.size_gb:g} GB at {args.from_bits} bits = {_g(rows[0]['n_weights'])} weights{extra}")
-        _print_table(rows, ["format", "bits_per_weight", "GB", "ratio"])
+        print_table(rows, ["format", "bits_per_weight", "GB", "ratio"])
     _emit(args, result, text)
     return 0
 
@@ -202,7 +198,7 @@ def cmd_fit(args) -> int:
         if args.form == "chinchilla":
             print(f"compute-optimal: N* ~ C^{result['frontier_exponents']['a']:.4f}, "
                   f"D* ~ C^{result['frontier_exponents']['b']:.4f}")
-            _print_table(result["frontier"], ["C", "N_opt", "D_opt", "tokens_per_param", "loss"])
+            print_table(result["frontier"], ["C", "N_opt", "D_opt", "tokens_per_param", "loss"])
         for p in result.get("plots", []):
             print(f"plot: {p}")
     _emit(args, result, text)
@@ -241,7 +237,7 @@ def cmd_experiment(args) -> int:
         print(f"corpus: {summary['corpus']['source']} ({summary['corpus']['n_bytes']} bytes, "
               f"sha256 {summary['corpus']['sha256'][:16]}...), {summary['n_runs']} runs, N span "
               f"{summary['span_N']:.1f}x, {summary['wall_time_s']:.0f} s")
-        _print_table(summary["runs"], ["name", "N", "steps", "D", "C", "loss", "wall_time_s"])
+        print_table(summary["runs"], ["name", "N", "steps", "D", "C", "loss", "wall_time_s"])
         for name, f in summary["fits"].items():
             if isinstance(f, dict):
                 extra = f", B = {_g(f['B'])}, beta = {f['beta']:.4f}" if "beta" in f else ""
@@ -271,7 +267,7 @@ def cmd_pde(args) -> int:
     summary = run_pde_scaling(replace(cfg, **changes), args.out, progress=not args.no_progress)
 
     def text():
-        _print_table(summary["runs"], ["sweep", "width", "n_train", "params", "steps", "test_rel_l2"])
+        print_table(summary["runs"], ["sweep", "width", "n_train", "params", "steps", "test_rel_l2"])
         for name, f in summary["fits"].items():
             print(f"{name}: E = {_g(f['E'])}, A = {_g(f['A'])}, alpha = {f['alpha']:.4f}")
         print(f"wrote {args.out}/pde_runs.csv, pde_fits.json, pde_scaling.png ({summary['wall_time_s']:.0f} s)")
@@ -395,12 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"scaling: error: {err}", file=sys.stderr)
-        return 2
+    return run_cli(PROG, build_parser(), argv)
 
 
 if __name__ == "__main__":

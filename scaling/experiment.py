@@ -21,10 +21,7 @@ per-budget minima and the Chinchilla-form fit), and PNG plots.
 from __future__ import annotations
 
 import csv
-import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -32,7 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling.laws import ScalingFit, fit_chinchilla, fit_power_law
+from plumbing.cli import Failure
+from plumbing.files import atomic_write_json, atomic_write_text
+from scaling.laws import ScalingFit, csv_text, fit_chinchilla, fit_power_law
 
 
 @dataclass(frozen=True)
@@ -69,8 +68,8 @@ def parse_size(text: str) -> ModelSize:
     return ModelSize(nums[0], nums[1], heads)
 
 
-# 6 sizes, 3.3k .. 150k non-embedding parameters (45x): a few minutes on an idle 2-core CPU, under 30 on a
-# busy one. LARGE_SIZES (12.8k .. 793k, 62x; with --steps 500 about 17 minutes idle) is the larger option.
+# 6 sizes, 3.3k .. 150k non-embedding parameters (45x). LARGE_SIZES (12.8k .. 793k, 62x; --large, with
+# 500 steps) is the larger option. Run times: benchmarks/results/scaling.md.
 DEFAULT_SIZES = (ModelSize(1, 16, 1), ModelSize(1, 24, 1), ModelSize(1, 32, 1), ModelSize(2, 32, 1),
                  ModelSize(2, 48, 2), ModelSize(3, 64, 2))
 LARGE_SIZES = (ModelSize(1, 32, 1), ModelSize(2, 32, 1), ModelSize(2, 48, 2), ModelSize(3, 64, 2),
@@ -157,17 +156,17 @@ def _eval_steps(steps: int, n: int) -> list[int]:
 
 def train_size(size: ModelSize, train_tokens, val_tokens, cfg: ExperimentConfig, steps: int, *, bar=None,
                budget: float | None = None) -> RunResult:
-    """Train one GPT for ``steps`` steps; evaluate at log-spaced steps. Returns its RunResult."""
+    """Train one GPT for ``steps`` steps; evaluate at log-spaced steps. Returns its RunResult;
+    ``plumbing.cli.Failure`` if the validation loss is not finite (a diverged run)."""
     import torch
 
     from efficiency.data import get_batch
     from efficiency.gpt import GPT, GPTConfig
-    from efficiency.train import evaluate_loss, make_train_step
+    from efficiency.train import evaluate_loss, make_train_step, seeded
 
     gcfg = GPTConfig(vocab_size=256, context=cfg.context, n_layer=size.n_layer, n_head=size.n_head,
                      d_model=size.d_model)
-    with torch.random.fork_rng(devices=[]):  # seeds the init without touching the caller's global RNG
-        torch.manual_seed(cfg.seed)
+    with seeded(cfg.seed):  # the init draws from torch's global generator; the caller's state is restored
         model = GPT(gcfg)
     n_ne = model.num_parameters(non_embedding=True)
     fpt = model.flops_per_token()
@@ -191,7 +190,7 @@ def train_size(size: ModelSize, train_tokens, val_tokens, cfg: ExperimentConfig,
             if bar is not None:
                 bar.set_postfix(run=size.name, step=step, val=f"{vl:.3f}")
     if not all(math.isfinite(c["val_loss"]) for c in curve):
-        raise RuntimeError(f"training {size.name} diverged (non-finite validation loss)")
+        raise Failure(f"training {size.name} diverged (non-finite validation loss)")
     D = steps * tokens_per_step
     return RunResult(name=size.name, n_layer=size.n_layer, d_model=size.d_model, n_head=size.n_head, N=n_ne,
                      N_total=model.num_parameters(non_embedding=False), steps=steps, D=D, C=float(fpt) * D,
@@ -248,35 +247,12 @@ def isoflop_minima(runs: Sequence[RunResult]) -> list[dict]:
     return out
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _csv_text(rows: list[dict]) -> str:
-    import io
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
-
-
 def write_runs(runs: Sequence[RunResult], out: Path) -> None:
     """runs.csv (final values, one row per run) and curves.csv (every evaluation)."""
-    _atomic_write_text(out / "runs.csv", _csv_text([r.row() for r in runs]))
+    atomic_write_text(out / "runs.csv", csv_text([r.row() for r in runs]))
     curves = [{"run": r.name, "N": r.N, "budget": "" if r.budget is None else r.budget, **c}
               for r in runs for c in r.curve]
-    _atomic_write_text(out / "curves.csv", _csv_text(curves))
+    atomic_write_text(out / "curves.csv", csv_text(curves))
 
 
 def fit_experiment(runs: Sequence[RunResult]) -> dict[str, ScalingFit | list]:
@@ -372,7 +348,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, progress: bool = T
     plan = plan_runs(cfg)
     config = asdict(cfg)
     config["sizes"] = [asdict(s) for s in cfg.sizes]
-    _atomic_write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
+    atomic_write_json(out / "config.json", config)
     done = {(r.name, r.steps, r.budget, r.D): r for r in (read_runs(out) if resume else [])}
     max_tokens = max(steps for _, steps, _ in plan) * cfg.batch_size * cfg.context
     epochs = max_tokens / max(1, train_tokens.numel())
@@ -404,11 +380,11 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, progress: bool = T
     if plots:
         from scaling.plots import plot_experiment
 
-        summary["plots"] = [str(p) for p in plot_experiment(runs, fits, out)]
-    _atomic_write_text(out / "fits.json", json.dumps(summary, indent=2, default=float) + "\n")
+        summary["plots"] = [str(p) for p in plot_experiment(runs, fits, out, frontier_points(runs))]
+    atomic_write_json(out / "fits.json", summary)
     return summary
 
 
 def quick_config(**changes) -> ExperimentConfig:
-    """The --quick setting (tiny models, few steps: well under 2 minutes on a busy 2-core CPU)."""
+    """The --quick setting (tiny models, few steps)."""
     return replace(QUICK, **changes)

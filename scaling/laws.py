@@ -22,16 +22,17 @@ Only numpy and scipy are imported here.
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
 
-try:  # scipy's L-BFGS-B calls BLAS on tiny vectors; threads only contend there (20x slower on 2 busy cores)
+try:  # scipy's L-BFGS-B calls BLAS on tiny vectors, where extra threads only contend: one thread while fitting
     from threadpoolctl import threadpool_limits
 except ImportError:  # pragma: no cover - optional
     threadpool_limits = None
@@ -317,6 +318,18 @@ def load_runs(path: str | Path) -> dict[str, np.ndarray]:
     if "C" not in out and "N" in out and "D" in out:
         out["C"] = 6.0 * _check("N", out["N"]) * _check("D", out["D"])
     return out
+
+
+def csv_text(rows: Sequence[Mapping[str, object]]) -> str:
+    """Rows (dicts with the same keys, in the order of the first) as CSV text with a header line:
+    what ``load_runs`` reads back."""
+    if not rows:
+        raise ValueError("no rows to write")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
 
 
 def drop_highest_loss(data: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:

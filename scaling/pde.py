@@ -14,16 +14,20 @@ held-out test samples; each sweep is fitted with err(x) = E + A / x^alpha.
 
 from __future__ import annotations
 
-import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from scaling.experiment import _atomic_write_text, _csv_text
-from scaling.laws import ScalingFit, fit_power_law
+from plumbing.files import atomic_write_json, atomic_write_text, save_figure
+from scaling.laws import ScalingFit, csv_text, fit_power_law
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -92,13 +96,14 @@ def run_pde_scaling(cfg: PDEScalingConfig, out: str | Path, *, progress: bool = 
                          "wall_time_s": float(hist[-1]["wall_time_s"])})
             bar.update(1)
             bar.set_postfix(sweep=sweep, width=width, n=n, err=f"{rows[-1]['test_rel_l2']:.4f}")
-    _atomic_write_text(out / "pde_runs.csv", _csv_text(rows))
+    atomic_write_text(out / "pde_runs.csv", csv_text(rows))
     fits = fit_pde(rows)
     summary = {"config": asdict(cfg), "runs": rows, "fits": {k: f.to_dict() for k, f in fits.items()},
                "wall_time_s": time.perf_counter() - t0}
     if plots:
-        summary["plots"] = [str(plot_pde(rows, fits, out / "pde_scaling.png"))]
-    _atomic_write_text(out / "pde_fits.json", json.dumps(summary, indent=2) + "\n")
+        plot_pde(rows, fits, out / "pde_scaling.png")
+        summary["plots"] = [str(out / "pde_scaling.png")]
+    atomic_write_json(out / "pde_fits.json", summary)
     return summary
 
 
@@ -122,16 +127,14 @@ def fit_pde(rows: list[dict]) -> dict[str, ScalingFit]:
     return fits
 
 
-def plot_pde(rows: list[dict], fits: dict[str, ScalingFit], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_pde(rows: list[dict], fits: dict[str, ScalingFit], path: str | os.PathLike[str] | None = None) -> Figure:
+    """Test error against FNO parameters (left) and training samples (right), with each fit;
+    written to ``path`` (.png, .pdf or .svg) when given."""
+    from matplotlib.figure import Figure
     from matplotlib.ticker import NullFormatter
 
-    from scaling.plots import _save
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    axes = fig.subplots(1, 2)
     for ax, (sweep, key, label) in zip(axes, (("params", "params", "FNO parameters"),
                                              ("samples", "n_train", "training samples")), strict=True):
         rs = [r for r in rows if r["sweep"] == sweep]
@@ -146,4 +149,6 @@ def plot_pde(rows: list[dict], fits: dict[str, ScalingFit], path: Path) -> Path:
                title=f"FNO on Burgers: error vs {label}")
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    if path is not None:
+        save_figure(fig, path, dpi=110)
+    return fig

@@ -62,3 +62,26 @@ def test_profile_reports_operators_memory_syncs_and_writes_a_chrome_trace(tokens
     assert r.sync["item_calls_by_phase"]["log_loss"] == 2   # one loss.item() per active step
     trace = json.loads((tmp_path / "t.json").read_text())
     assert any(e.get("name") == "forward" for e in trace["traceEvents"])
+
+
+def test_plots_return_figures_without_touching_pyplot_or_the_backend(tokens, tmp_path):
+    import sys
+
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    from efficiency.amp import plot_amp
+    from efficiency.checkpointing import plot_checkpointing
+
+    backend = matplotlib.get_backend()
+    res = compare_amp(CFG, tokens, steps=4, batch_size=2, progress=False)
+    fig = plot_amp(res)                                      # no path: nothing written
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    (p,) = sweep_checkpointing(CFG, tokens, depths=(1,), seq_lens=(16,), batch_size=2, steps=1, progress=False)
+    assert isinstance(plot_checkpointing([p], tmp_path / "ckpt.png"), Figure)
+    assert (tmp_path / "ckpt.png").read_bytes().startswith(b"\x89PNG")
+    assert [f.name for f in tmp_path.iterdir()] == ["ckpt.png"]   # no temporary file left behind
+    assert matplotlib.get_backend() == backend
+    if "matplotlib.pyplot" in sys.modules:                   # another test may have imported it
+        import matplotlib.pyplot as plt
+        assert not plt.get_fignums()                          # these figures are not pyplot's

@@ -21,9 +21,12 @@ def test_count_json_reports_the_tiny_preset(capsys):
 @pytest.mark.parametrize("name", ["count", "amp", "checkpoint", "profile", "quantize"])
 def test_every_subcommand_has_help(name, capsys):
     assert name in SUBCOMMANDS
-    with pytest.raises(SystemExit) as e:
-        main([name, "--help"])
-    assert e.value.code == 0 and "usage" in capsys.readouterr().out
+    assert main([name, "--help"]) == 0 and "usage" in capsys.readouterr().out
+
+
+def test_malformed_flag_is_exit_code_2_without_a_traceback(capsys):
+    assert main(["count", "--threads", "0"]) == 2            # argparse: plumbing.cli.positive_int
+    assert "must be a positive integer" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -37,6 +40,13 @@ def test_bad_input_is_one_line_and_exit_code_2(argv, needle, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("efficiency: error:") and needle in err[0]
+
+
+def test_plot_path_with_an_unknown_format_is_rejected_before_training(tmp_path, capsys):
+    assert main(["amp", "--plot", str(tmp_path / "curves.txt"), "--corpus-bytes", "5000"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--plot must end in .png" in err[0]
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -19,6 +19,14 @@ from efficiency.longcontext import (
 )
 
 
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     n = torch.get_num_threads()
@@ -78,12 +86,31 @@ def test_a_tiny_run_writes_results_heatmap_plots_and_the_model(tmp_path):
     assert res["accuracy_within_trained"] is not None and res["accuracy_beyond_trained"] is not None
     for name in ("results.json", "passkey_heatmap.png", "latency_memory_vs_length.png", "model/model.pt"):
         assert (tmp_path / name).is_file()
+    assert (tmp_path / "results.json").stat().st_mode & 0o044 == 0o044 & ~_umask()  # readable like open()'s
+    from matplotlib.figure import Figure
+
+    from efficiency.longcontext import plot_heatmap
+
+    assert isinstance(plot_heatmap(res), Figure)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["accuracy"] == res["accuracy"] and np.isfinite(saved["prefill_exponent"])
     from efficiency.serving_cli import format_longcontext
 
     text = format_longcontext(res)
     assert "passkey retrieval accuracy" in text and "| 150 |" in text and "prefill p =" in text
+
+
+def test_passkey_training_is_seeded_without_touching_the_global_rng():
+    from efficiency.longcontext import train_passkey_model
+
+    cfg = LongContextConfig(model=GPTConfig(context=192, n_layer=1, n_head=2, d_model=32), train_context=110,
+                            steps=2, batch_size=2, lengths=(90,), latency_lengths=(32,), seed=3)
+    state = torch.random.get_rng_state()
+    a, _ = train_passkey_model(cfg, progress=False)
+    assert torch.equal(torch.random.get_rng_state(), state)   # seeded inside fork_rng, then restored
+    torch.manual_seed(12345)                                   # the caller's generator does not matter
+    b, _ = train_passkey_model(cfg, progress=False)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
 def test_prefill_memory_probe_sees_at_least_the_kv_cache():

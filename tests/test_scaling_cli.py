@@ -83,9 +83,15 @@ def test_fit_bad_input_is_one_line_and_exit_2(tmp_path, capsys, text, argv):
 
 def test_missing_file_and_bad_flag_exit_2(tmp_path, capsys):
     assert main(["fit", str(tmp_path / "nope.csv")]) == 2
-    with pytest.raises(SystemExit) as e:
-        main(["estimate", "loss", "--N", "lots"])
-    assert e.value.code == 2
+    assert main(["estimate", "loss", "--N", "lots"]) == 2     # argparse's error, returned by run_cli
+    assert main(["estimate", "--help"]) == 0
+
+
+def test_estimate_loss_table_shows_unlimited_data_as_inf(capsys):
+    assert main(["estimate", "loss", "--law", "kaplan", "--N", "1e9"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(rows) if line.split() == ["N", "D", "loss"])
+    assert rows[header + 2].split()[1] == "inf"
 
 
 def test_module_runs_as_a_script():

@@ -119,6 +119,19 @@ def test_experiment_cli_reports_bad_sizes_and_corpus_in_one_line(tmp_path, capsy
     assert len(err) == 2 and all(line.startswith("scaling: error:") for line in err)
 
 
+def test_a_diverged_run_is_a_one_line_failure_with_exit_code_1(tmp_path, capsys, monkeypatch):
+    import scaling.experiment
+    from plumbing.cli import Failure
+
+    def diverge(size, *args, **kwargs):
+        raise Failure(f"training {size.name} diverged (non-finite validation loss)")
+
+    monkeypatch.setattr(scaling.experiment, "train_size", diverge)
+    assert main(["experiment", "--quick", "--no-progress", "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["scaling: failed: training L1-d16 diverged (non-finite validation loss)"]
+
+
 def test_pde_sweep_fit_recovers_power_laws_from_synthetic_rows():
     from scaling.pde import PDEScalingConfig, fit_pde
 

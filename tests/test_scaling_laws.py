@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scaling.laws import drop_highest_loss, fit_chinchilla, fit_power_law, fit_runs, load_runs
+from scaling.laws import csv_text, drop_highest_loss, fit_chinchilla, fit_power_law, fit_runs, load_runs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,6 +24,38 @@ CHINCHILLA_CSV = _shared_data() / "chinchilla_svg_extracted.csv"
 def test_importing_scaling_does_not_import_torch():
     code = "import scaling, scaling.laws, scaling.estimates, sys; assert 'torch' not in sys.modules, 'torch'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_plots_import_one_way_and_leave_pyplot_alone():
+    # scaling.plots draws on Figure objects: it imports neither the experiment (which imports it) nor pyplot
+    code = ("import sys, scaling.plots, scaling.pde; bad = {'scaling.experiment', 'matplotlib.pyplot', 'torch'} "
+            "& set(sys.modules); assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_plot_functions_return_a_figure_and_keep_the_backend(tmp_path):
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    from scaling.plots import plot_fit, plot_power_fit
+
+    backend = matplotlib.get_backend()
+    x = np.geomspace(1e3, 1e7, 5)
+    data = {"N": x, "loss": 1.5 + 50 * x**-0.3}
+    fit = fit_power_law(x, data["loss"])
+    assert isinstance(plot_power_fit(fit, data), Figure)
+    assert plot_fit(fit, data, tmp_path) == [tmp_path / "fit_power_N.png"]
+    assert [p.name for p in tmp_path.iterdir()] == ["fit_power_N.png"]
+    assert matplotlib.get_backend() == backend
+
+
+def test_csv_text_is_what_load_runs_reads(tmp_path):
+    rows = [{"N": 1000, "D": 2e6, "loss": 3.5}, {"N": 4000, "D": 2e6, "loss": 3.1}]
+    (tmp_path / "runs.csv").write_text(csv_text(rows), newline="")
+    data = load_runs(tmp_path / "runs.csv")
+    assert data["N"].tolist() == [1000, 4000] and data["loss"].tolist() == [3.5, 3.1]
+    with pytest.raises(ValueError, match="no rows"):
+        csv_text([])
 
 
 def test_power_law_recovers_exact_constants():
