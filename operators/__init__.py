@@ -4,6 +4,7 @@ from operators.checkpoint import load_checkpoint, load_model, save_checkpoint
 from operators.data import GenerateConfig, generate, generate_arrays
 from operators.evaluate import error_metrics, evaluate, plot_samples
 from operators.grf import grf_eigenvalues, sample_grf
+from operators.io import import_dataset
 from operators.layers import SpectralConv, check_modes, spectral_conv
 from operators.models import FNO, FNOConfig, Normalizer, functional, param_count
 from operators.navier_stokes import solve_navier_stokes
@@ -36,6 +37,7 @@ __all__ = [
     "generate_arrays",
     "grf_eigenvalues",
     "h1_loss",
+    "import_dataset",
     "load_checkpoint",
     "load_model",
     "load_operator_data",
