@@ -1,36 +1,41 @@
-"""python -m operators {generate,train,evaluate}: Fourier neural operators from the command line.
+"""python -m operators {generate,import,train,evaluate}: Fourier neural operators from the command line.
 
-Exit codes: 0 success, 2 bad input (one line on stderr naming the bad value), 1 internal failure.
+Exit codes (``plumbing.cli``): 0 success, 2 bad input (one line on stderr naming the bad value),
+1 failure.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from operators.data import KINDS
+from plumbing.cli import nonneg_int, positive_int, print_json, run_cli
+from plumbing.tables import print_table
 
 PROG = "operators"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Fourier neural operators: generate data, train, evaluate.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{generate,train,evaluate}")
+    p = argparse.ArgumentParser(prog=PROG, description="Fourier neural operators: generate or import data, train, evaluate.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{generate,import,train,evaluate}")
 
     g = sub.add_parser("generate", help="generate an operator dataset with our own solvers",
                        description="Draw GRF inputs, solve on a fine grid, subsample, write DATA.nc in chunks.")
     g.add_argument("kind", choices=KINDS)
     g.add_argument("--n-train", type=int, default=1000, help="training samples (default 1000)")
     g.add_argument("--n-test", type=int, default=200, help="test samples (default 200)")
-    g.add_argument("--nx", type=int, default=256, help="output grid points per axis (default 256)")
+    g.add_argument("--nx", type=int, default=None,
+                   help="output grid points per axis (default 256; darcy 85, the FNO paper's training grid)")
     g.add_argument("--nu", type=float, help="viscosity (burgers 0.1, navier_stokes 1e-3)")
     g.add_argument("--alpha", type=float, help="diffusivity of heat/heat2d (default 0.1)")
     g.add_argument("--t-end", type=float, help="final time (burgers 1, heat 0.1, navier_stokes 10)")
-    g.add_argument("--fine-nx", type=int, help="solver grid, a multiple of --nx (default: >= 1024 in 1D)")
+    g.add_argument("--fine-nx", type=int,
+                   help="solver grid: periodic kinds a multiple of --nx (default >= 1024 in 1D); darcy a node grid "
+                        "with fine_nx - 1 = r (nx - 1), r >= 2 (default 421 when possible, as in the FNO paper)")
     g.add_argument("--snapshots", type=int, default=0,
                    help="navier_stokes: K snapshot pairs (w(t_k), w(t_k+1)) per trajectory instead of w0 -> w(T)")
     g.add_argument("--chunk-size", type=int, help="samples solved and written per chunk")
@@ -38,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="output file DATA.nc")
     g.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    _add_import_parser(sub)
 
     t = sub.add_parser("train", help="train an FNO on DATA.nc",
                        description="Train an FNO (relative-L2 loss, AdamW, cosine schedule) on the train split; "
@@ -78,17 +85,72 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_import_parser(sub: Any) -> None:
+    i = sub.add_parser("import", help="import a dataset of the field (FNO .mat, PDEBench, neuraloperator .pt, "
+                                      "The Well, .npz) as DATA.nc",
+                       description="Read a subset of a dataset file (only the requested samples, frames and grid "
+                                   "points) and write it as an operator dataset DATA.nc with a train/test split. "
+                                   "Formats: fno-mat, pdebench, neuralop-pt, well, npz, npy (the README maps "
+                                   "their keys).")
+    i.add_argument("src", help="the dataset file (for two .npy files: a's file; --target names u's)")
+    i.add_argument("--format", required=True, metavar="FORMAT",
+                   help="fno-mat, pdebench, neuralop-pt, well, npz or npy")
+    i.add_argument("--out", required=True, help="output file DATA.nc (written atomically)")
+    i.add_argument("--subsample", type=positive_int, default=1, metavar="S", help="stride on every spatial axis (default 1)")
+    i.add_argument("--n-train", type=nonneg_int, metavar="N", help="train samples: the first N (default: all before the test set)")
+    i.add_argument("--n-test", type=nonneg_int, metavar="M", help="test samples (default: the rest; with no range flag, the last fifth)")
+    i.add_argument("--test-from", type=nonneg_int, metavar="I", help="test samples start at index I "
+                   "(default: right after the train and calibration samples)")
+    i.add_argument("--n-calibration", type=nonneg_int, default=0, metavar="K",
+                   help="calibration samples, right after the train samples (default 0)")
+    i.add_argument("--input", dest="input_key", metavar="KEY", help="the array that becomes a")
+    i.add_argument("--target", dest="target_key", metavar="KEY", help="the array that becomes u")
+    i.add_argument("--t-in", type=int, metavar="I", help="time index of a in a time series (default 0; negative counts from the end)")
+    i.add_argument("--t-out", type=int, metavar="J", help="time index of u in a time series (default the last)")
+    i.add_argument("--channel", type=nonneg_int, metavar="C", help="channel of multi-channel arrays (default 0)")
+    i.add_argument("--field", metavar="NAME", help="well: the t0_fields field (default: the only one)")
+    i.add_argument("--trajectories", metavar="SPEC", help="well: trajectories, e.g. 0:40 or 1,5,9 (default all)")
+    i.add_argument("--steps", metavar="SPEC", help="well: time steps t of the pairs (t, t+1) (default all)")
+    i.add_argument("--periodic", action=argparse.BooleanOptionalAction, default=None,
+                   help="whether the domain is periodic (default: by the format's layout)")
+    i.add_argument("--equation", metavar="NAME", help="name recorded in the file (default: the layout or the file name)")
+    i.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+
+
+def _import(args: argparse.Namespace) -> dict[str, Any]:
+    import json
+
+    import numpy as np
+
+    from operators.io import import_dataset
+
+    t0 = time.perf_counter()
+    ds = import_dataset(args.src, format=args.format, out=args.out, subsample=args.subsample, n_train=args.n_train,
+                        n_test=args.n_test, test_from=args.test_from, n_calibration=args.n_calibration,
+                        input_key=args.input_key, target_key=args.target_key, t_in=args.t_in, t_out=args.t_out,
+                        channel=args.channel, field=args.field, trajectories=args.trajectories, steps=args.steps,
+                        periodic=args.periodic, equation=args.equation)
+    split = np.asarray(ds["split"]).astype(str)
+    keys = json.loads(ds.attrs["source_keys"])
+    return {"out": args.out, "format": args.format, "layout": keys["layout"], "a": keys.get("a"),
+            "u": keys.get("u"), "grid": "x".join(str(n) for n in ds["a"].shape[1:]),
+            "n_train": int((split == "train").sum()), "n_calibration": int((split == "calibration").sum()),
+            "n_test": int((split == "test").sum()), "periodic": bool(ds.attrs["periodic"]),
+            "wall_time_s": time.perf_counter() - t0}
+
+
 def _generate(args: argparse.Namespace) -> dict[str, Any]:
     from operators.data import GenerateConfig, generate
 
-    cfg = GenerateConfig(kind=args.kind, n_train=args.n_train, n_test=args.n_test, nx=args.nx, nu=args.nu,
+    nx = args.nx if args.nx is not None else (85 if args.kind == "darcy" else 256)
+    cfg = GenerateConfig(kind=args.kind, n_train=args.n_train, n_test=args.n_test, nx=nx, nu=args.nu,
                          alpha=args.alpha, t_end=args.t_end, fine_nx=args.fine_nx, snapshots=args.snapshots,
                          chunk_size=args.chunk_size, seed=args.seed)
     t0 = time.perf_counter()
     path = generate(cfg, args.out, progress=not args.no_progress)
     per = args.snapshots or 1
     return {"out": str(path), "kind": args.kind, "n_train": args.n_train * per, "n_test": args.n_test * per,
-            "nx": args.nx, "wall_time_s": time.perf_counter() - t0}
+            "nx": nx, "wall_time_s": time.perf_counter() - t0}
 
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
@@ -140,10 +202,9 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 def _print_table(result: dict[str, Any], command: str) -> None:
     if command == "evaluate":
-        cols = ("nx", "n_samples", "rel_l2", "rel_l2_std", "nrmse", "max_abs", "frmse_low", "frmse_mid", "frmse_high")
-        print("  ".join(f"{c:>10}" for c in cols))
-        for r in result["grids"]:
-            print("  ".join(f"{r[c]:>10}" if isinstance(r[c], int) else f"{r[c]:>10.3e}" for c in cols))
+        from operators.evaluate import TABLE_COLUMNS
+
+        print_table(result["grids"], TABLE_COLUMNS)
         for key in ("out", "plot"):
             if result.get(key):
                 print(f"wrote {result[key]}")
@@ -154,20 +215,18 @@ def _print_table(result: dict[str, Any], command: str) -> None:
         print(f"{k:>14}: {v}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    run = {"generate": _generate, "train": _train, "evaluate": _evaluate}[args.command]
-    try:
-        result = run(args)
-    except (ValueError, FileNotFoundError) as err:
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"{PROG}: error: {msg}", file=sys.stderr)
-        return 2
+def _dispatch(args: argparse.Namespace) -> int:
+    run = {"generate": _generate, "import": _import, "train": _train, "evaluate": _evaluate}[args.command]
+    result = run(args)
     if args.json:
-        print(json.dumps(result, default=float))
+        print_json(result)
     else:
         _print_table(result, args.command)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(PROG, build_parser(), argv, _dispatch)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ requested grid by striding (so every resolution holds the same functions), and a
 chunk to a temporary netCDF file that is renamed over ``out`` when complete. A large set
 never has to fit in memory, and an interrupted run leaves no file behind.
 
-Kinds (all on the periodic unit interval / torus, x_j = j / nx):
+Kinds (all but darcy on the periodic unit interval / torus, x_j = j / nx):
 
 * ``burgers``: u_t + u u_x = nu u_xx, a = u(., 0) ~ N(0, 625 (-Laplacian + 25 I)^-2),
   u = u(., 1), nu = 0.1 (the FNO paper's task; ``pdes.problems.OPERATOR_BURGERS``), solved
@@ -19,11 +19,20 @@ Kinds (all on the periodic unit interval / torus, x_j = j / nx):
   u = w(., t_end) with t_end = 10, nu = 1e-3 and the FNO paper's forcing
   (``operators.navier_stokes``); with ``snapshots = K`` every trajectory gives K samples
   (w(t_k), w(t_{k+1})), t_k = k t_end / K (an autoregressive one-step map).
+* ``darcy``: the FNO paper's Darcy flow (section 5.2), not periodic: -div(a grad u) = 1 on
+  (0, 1)^2, u = 0 on the boundary, a = 12 / 3 by the sign of a zero-Neumann GRF
+  N(0, (-Laplacian + 9 I)^-2) (``operators.darcy``). Node grid x = y = linspace(0, 1, nx)
+  (boundary included); solved by finite differences on fine_nx nodes with
+  (fine_nx - 1) = r (nx - 1), r >= 2 (default 421, the paper's, when nx is 85, 141, 211, ...,
+  else 2 nx - 1) and subsampled by striding. Sample i is drawn from
+  ``np.random.default_rng([seed, i])``, so sets at different nx (same seed, same fine grid)
+  hold the same functions, sample by sample, whatever n_train and n_test.
 
 The file is the operator-dataset form of DESIGN.md section 2: variables ``a``, ``u`` with
 dims (sample, x[, y]), ``split`` ("train" for the first n_train samples, then "test"), and
 attrs ``equation``, ``method``, ``params`` (the PDE and GRF parameters, JSON), ``config``,
-``seed``, ... as built by ``pdes.solution.operator_dataset``.
+``seed``, ... as built by ``pdes.solution.operator_dataset``, and ``periodic`` (DESIGN.md
+section 7; stored as the integer 1 or 0 because netCDF has no booleans: 0 for darcy).
 """
 
 from __future__ import annotations
@@ -31,7 +40,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,10 +52,12 @@ import numpy as np
 from operators.grf import sample_grf
 from pdes.problems import OPERATOR_BURGERS
 from pdes.solution import operator_dataset
+from plumbing.files import atomic_path
 
 __all__ = ["KINDS", "GenerateConfig", "generate", "generate_arrays"]
 
-KINDS = ("burgers", "heat", "heat2d", "navier_stokes")
+KINDS = ("burgers", "heat", "heat2d", "navier_stokes", "darcy")
+PERIODIC = {"burgers": True, "heat": True, "heat2d": True, "navier_stokes": True, "darcy": False}
 
 
 @dataclass(frozen=True)
@@ -75,14 +85,18 @@ class GenerateConfig:
                 raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
         if self.n_train + self.n_test == 0:
             raise ValueError("n_train + n_test must be at least 1")
-        if not (isinstance(self.nx, int) and self.nx >= 8 and self.nx % 2 == 0):
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.kind == "darcy":
+            self._check_darcy()
+        elif not (isinstance(self.nx, int) and self.nx >= 8 and self.nx % 2 == 0):
             raise ValueError(f"nx must be an even integer >= 8, got {self.nx!r}")
         for name in ("nu", "alpha", "t_end"):
             v = getattr(self, name)
             if v is not None and not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-        if self.fine_nx is not None and not (isinstance(self.fine_nx, int) and self.fine_nx >= self.nx
-                                             and self.fine_nx % self.nx == 0):
+        if self.kind != "darcy" and self.fine_nx is not None and not (
+                isinstance(self.fine_nx, int) and self.fine_nx >= self.nx and self.fine_nx % self.nx == 0):
             raise ValueError(f"fine_nx must be a multiple of nx={self.nx}, got {self.fine_nx!r}")
         if not (isinstance(self.snapshots, int) and self.snapshots >= 0):
             raise ValueError(f"snapshots must be a non-negative integer, got {self.snapshots!r}")
@@ -91,9 +105,33 @@ class GenerateConfig:
         if self.chunk_size is not None and not (isinstance(self.chunk_size, int) and self.chunk_size >= 1):
             raise ValueError(f"chunk_size must be a positive integer, got {self.chunk_size!r}")
 
+    def _check_darcy(self) -> None:
+        if not (isinstance(self.nx, int) and self.nx >= 3):
+            raise ValueError(f"nx must be an integer >= 3 for darcy (nodes per axis, boundary included), got {self.nx!r}")
+        if self.fine_nx is not None and not (isinstance(self.fine_nx, int) and self.fine_nx >= 2 * self.nx - 1
+                                             and (self.fine_nx - 1) % (self.nx - 1) == 0):
+            raise ValueError(f"fine_nx must be r (nx - 1) + 1 with an integer r >= 2 (nx={self.nx}: "
+                             f"{2 * self.nx - 1}, {3 * self.nx - 2}, ...), got {self.fine_nx!r}")
+        for name in ("nu", "alpha", "t_end"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"darcy is steady with fixed coefficients: {name} does not apply")
+
     @property
     def dim(self) -> int:
-        return 2 if self.kind in ("heat2d", "navier_stokes") else 1
+        return 2 if self.kind in ("heat2d", "navier_stokes", "darcy") else 1
+
+    @property
+    def periodic(self) -> bool:
+        return PERIODIC[self.kind]
+
+    @property
+    def stride(self) -> int:
+        """Fine grid points per stored grid point (nodes: (fine_nx - 1) / (nx - 1))."""
+        return (self.fine_nx - 1) // (self.nx - 1) if self.kind == "darcy" else self.fine_nx // self.nx
+
+    def grid(self) -> np.ndarray:
+        """The stored grid on each axis: j / nx (periodic) or linspace(0, 1, nx) (darcy's nodes)."""
+        return np.linspace(0.0, 1.0, self.nx) if self.kind == "darcy" else np.arange(self.nx) / self.nx
 
     def resolved(self) -> GenerateConfig:
         """The config with every default filled in (what the file records)."""
@@ -106,6 +144,10 @@ class GenerateConfig:
         elif self.kind == "heat":
             d = {"alpha": self.alpha or 0.1, "t_end": self.t_end or 0.1,
                  "fine_nx": self.fine_nx or _multiple(self.nx, 1024), "chunk_size": self.chunk_size or 500}
+        elif self.kind == "darcy":
+            from operators.darcy import default_fine_nx
+
+            d = {"fine_nx": self.fine_nx or default_fine_nx(self.nx), "chunk_size": self.chunk_size or 16}
         elif self.kind == "heat2d":
             d = {"alpha": self.alpha or 0.1, "t_end": self.t_end or 0.1,
                  "fine_nx": self.fine_nx or _multiple(self.nx, 128), "chunk_size": self.chunk_size or 100}
@@ -118,6 +160,10 @@ class GenerateConfig:
         """The GRF parameters of the inputs (FNO paper, sections 5.1 and 5.3)."""
         if self.kind == "navier_stokes":
             return {"alpha": 2.5, "tau": 7.0, "sigma": 7.0**1.5}
+        if self.kind == "darcy":
+            from operators.darcy import DARCY
+
+            return DARCY.params()["grf"]
         p = OPERATOR_BURGERS
         return {"alpha": p.grf_alpha, "tau": p.grf_tau, "sigma": p.grf_sigma}
 
@@ -157,24 +203,40 @@ def _subsample(arr: np.ndarray, stride: int, dim: int) -> np.ndarray:
     return np.ascontiguousarray(arr[idx])
 
 
+def _darcy_chunk(cfg: GenerateConfig, start: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """(a, u) on darcy's fine node grid for samples start .. start + b - 1 (own seed each)."""
+    from operators.darcy import DARCY, darcy_coefficient, solve_darcy
+
+    a = darcy_coefficient(cfg.seed, range(start, start + b), np.linspace(0.0, 1.0, cfg.fine_nx))
+    return a, solve_darcy(a, DARCY.f)
+
+
 def _chunks(cfg: GenerateConfig, progress: bool):
-    """Yield (a, u) chunks on the output grid, in sample order; one rng stream for all."""
+    """Yield (a, u) chunks on the output grid, in sample order. The periodic kinds draw from
+    one rng stream for all samples; darcy seeds every sample on its own."""
     from tqdm.auto import tqdm
 
     rng = np.random.default_rng(cfg.seed)
     total = cfg.n_train + cfg.n_test
-    stride = cfg.fine_nx // cfg.nx
+    stride = cfg.stride
     with tqdm(total=total, desc=f"generate {cfg.kind}", unit="traj" if cfg.snapshots else "sample",
               file=sys.stderr, disable=not progress) as bar:
         for start in range(0, total, cfg.chunk_size):
             b = min(cfg.chunk_size, total - start)
-            a_fine = sample_grf(rng, b, cfg.fine_nx, dim=cfg.dim, **cfg.grf())
-            a, u = _solve_chunk(cfg, a_fine)
+            if cfg.kind == "darcy":
+                a, u = _darcy_chunk(cfg, start, b)
+            else:
+                a, u = _solve_chunk(cfg, sample_grf(rng, b, cfg.fine_nx, dim=cfg.dim, **cfg.grf()))
             yield _subsample(a, stride, cfg.dim), _subsample(u, stride, cfg.dim)
             bar.update(b)
 
 
 def _meta(cfg: GenerateConfig) -> tuple[str, dict[str, Any]]:
+    if cfg.kind == "darcy":
+        from operators.darcy import DARCY
+
+        return "darcy", {**DARCY.params(), "fine_nx": cfg.fine_nx, "stride": cfg.stride, "length": 1.0,
+                         "seeding": "sample i: np.random.default_rng([seed, i])"}
     equation = {"burgers": "operator_burgers", "heat": "heat_periodic", "heat2d": "heat2d_periodic",
                 "navier_stokes": "navier_stokes_vorticity"}[cfg.kind]
     params: dict[str, Any] = {"grf": cfg.grf(), "t_end": cfg.t_end, "length": 1.0}
@@ -186,6 +248,10 @@ def _meta(cfg: GenerateConfig) -> tuple[str, dict[str, Any]]:
         params["forcing"] = "0.1 (sin 2 pi (x + y) + cos 2 pi (x + y))"
         params["snapshots"] = cfg.snapshots
     return equation, params
+
+
+def _method(cfg: GenerateConfig) -> str:
+    return {"burgers": "spectral", "navier_stokes": "spectral", "darcy": "finite_difference"}.get(cfg.kind, "exact")
 
 
 def _split(cfg: GenerateConfig) -> np.ndarray:
@@ -201,11 +267,10 @@ def generate_arrays(cfg: GenerateConfig, *, progress: bool = False):
     a = np.concatenate([p[0] for p in parts])
     u = np.concatenate([p[1] for p in parts])
     equation, params = _meta(cfg)
-    x = np.arange(cfg.nx) / cfg.nx
+    x = cfg.grid()
     return operator_dataset(a, u, x=x, y=x if cfg.dim == 2 else None, split=_split(cfg), equation=equation,
-                            method="spectral" if cfg.kind in ("burgers", "navier_stokes") else "exact",
-                            params=params, config=asdict(cfg), seed=cfg.seed,
-                            wall_time_s=time.perf_counter() - t0)
+                            method=_method(cfg), params=params, config=asdict(cfg), seed=cfg.seed,
+                            wall_time_s=time.perf_counter() - t0, attrs={"periodic": int(cfg.periodic)})
 
 
 def generate(cfg: GenerateConfig, out: str | os.PathLike[str], *, progress: bool = True) -> Path:
@@ -216,23 +281,17 @@ def generate(cfg: GenerateConfig, out: str | os.PathLike[str], *, progress: bool
     """
     cfg = cfg.resolved()
     out = Path(out)
-    if out.suffix != ".nc":
-        raise ValueError(f"output file must end in .nc, got {str(out)!r}")
-    out.parent.mkdir(parents=True, exist_ok=True)
     equation, params = _meta(cfg)
     split = _split(cfg)
     n_total = split.size
-    x = np.arange(cfg.nx) / cfg.nx
+    x = cfg.grid()
     grid = (cfg.nx,) * cfg.dim
     template = operator_dataset(np.zeros((1, *grid)), np.zeros((1, *grid)), x=x, y=x if cfg.dim == 2 else None,
-                                split=split[:1], equation=equation,
-                                method="spectral" if cfg.kind in ("burgers", "navier_stokes") else "exact",
-                                params=params, config=asdict(cfg), seed=cfg.seed)
+                                split=split[:1], equation=equation, method=_method(cfg), params=params,
+                                config=asdict(cfg), seed=cfg.seed, attrs={"periodic": int(cfg.periodic)})
     dims = template["a"].dims
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
     t0 = time.perf_counter()
-    try:
+    with atomic_path(out, suffixes=(".nc",)) as tmp:
         with h5netcdf.File(tmp, "w") as f:
             f.dimensions = {"sample": n_total, "x": cfg.nx, **({"y": cfg.nx} if cfg.dim == 2 else {})}
             for name in ("sample", "x", "y"):
@@ -255,9 +314,4 @@ def generate(cfg: GenerateConfig, out: str | os.PathLike[str], *, progress: bool
             attrs = dict(template.attrs)
             attrs["wall_time_s"] = float(time.perf_counter() - t0)
             f.attrs.update(attrs)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return out

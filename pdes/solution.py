@@ -16,10 +16,8 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,17 +26,18 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from plumbing.files import atomic_path
+from plumbing.jsonio import dumps
+
 __all__ = [
     "Comparison",
     "compare",
     "device_name",
     "operator_dataset",
     "read_dataset",
-    "read_solution",
     "rel_l2",
     "solution_dataset",
     "write_dataset",
-    "write_solution",
 ]
 
 _COORD_META = {
@@ -76,23 +75,7 @@ def _json(value: Any) -> str:
         return "{}"
     if isinstance(value, str):
         return value
-    return json.dumps(value, default=_json_default, sort_keys=True)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        return asdict(obj)
-    if callable(obj):
-        return getattr(obj, "__name__", repr(obj))
-    return repr(obj)
+    return dumps(value, sort_keys=True)
 
 
 def _coord(name: str, values: Any) -> xr.DataArray:
@@ -193,7 +176,9 @@ def operator_dataset(
     wall_time_s: float | None = None,
     attrs: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
-    """An operator-learning dataset: a, u: (sample, nx[, ny]); split: (sample,) of 'train'/'test'."""
+    """An operator-learning dataset: a, u: (sample, nx[, ny]); split: (sample,) of 'train',
+    'test' or 'calibration' (held out for recalibration, DESIGN.md section 7). Boolean attrs
+    (such as ``periodic``) are stored as 1/0: netCDF has no boolean attribute."""
     a = np.asarray(a, dtype=np.float64)
     u = np.asarray(u, dtype=np.float64)
     coords = {"sample": _coord("sample", np.arange(a.shape[0])), "x": _coord("x", x)}
@@ -212,37 +197,20 @@ def operator_dataset(
     }
     if split is not None:
         s = np.asarray(split).astype(str)
-        if s.shape != (shape[0],) or not set(np.unique(s)) <= {"train", "test"}:
-            raise ValueError("split must be one of 'train'/'test' per sample")
-        data["split"] = xr.DataArray(s.astype(object), dims=("sample",), attrs={"long_name": "train/test split"})
-    return xr.Dataset(data, coords=coords, attrs=_attrs(equation, method, params, config, seed, wall_time_s, attrs))
-
-
-def _chmod_default(path: str) -> None:
-    """Give a mkstemp file (mode 0600) the permissions a plain open() would: 0666 minus umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
+        if s.shape != (shape[0],) or not set(np.unique(s)) <= {"train", "test", "calibration"}:
+            raise ValueError("split must be one of 'train'/'test'/'calibration' per sample")
+        data["split"] = xr.DataArray(s.astype(object), dims=("sample",),
+                                     attrs={"long_name": "train/calibration/test split"})
+    extra = {k: int(v) if isinstance(v, bool | np.bool_) else v for k, v in (attrs or {}).items()}
+    return xr.Dataset(data, coords=coords, attrs=_attrs(equation, method, params, config, seed, wall_time_s, extra))
 
 
 def write_dataset(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
     """Write ds to path as netCDF-4 (h5netcdf) atomically: a temporary file beside the
     target is written, then renamed over it, so a crash never leaves a half-written file."""
-    path = Path(path)
-    if path.suffix != ".nc":
-        raise ValueError(f"output file must end in .nc, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffixes=(".nc",)) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=False)
-        _chmod_default(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return Path(path)
 
 
 def read_dataset(path: str | os.PathLike[str], *, load: bool = True) -> xr.Dataset:
@@ -259,11 +227,6 @@ def read_dataset(path: str | os.PathLike[str], *, load: bool = True) -> xr.Datas
     except Exception as err:  # h5py/xarray raise many types for a corrupt file
         raise ValueError(f"{str(path)!r} is not a readable netCDF-4 file ({type(err).__name__})") from None
     return ds
-
-
-# The names the style guide uses.
-write_solution = write_dataset
-read_solution = read_dataset
 
 
 def rel_l2(pred: Any, ref: Any) -> float:
