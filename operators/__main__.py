@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from operators.data import KINDS
@@ -50,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train an FNO (relative-L2 loss, AdamW, cosine schedule) on the train split; "
                                    "reports the test relative L2 every epoch; checkpoints to --out.")
     t.add_argument("data", help="operator dataset DATA.nc (with a 'split')")
-    t.add_argument("--out", required=True, help="model directory (config.json + checkpoint.npz)")
+    t.add_argument("--out", required=True, help="model directory (checkpoints: one folder per saved epoch)")
     t.add_argument("--epochs", type=int, help="epochs (default 150)")
     t.add_argument("--batch-size", type=int, help="global batch size (default 20)")
     t.add_argument("--lr", type=float, help="peak learning rate (default 3e-3)")
@@ -58,10 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--schedule", choices=("cosine", "constant", "step"), help="learning-rate schedule (default cosine)")
     t.add_argument("--loss", choices=("l2", "h1"), help="relative L2 (default) or relative H1")
     t.add_argument("--nx", type=int, help="train on the stored grid subsampled to NX points per axis")
-    t.add_argument("--modes", type=int, help="kept frequencies per axis, |k| <= modes - 1 (default 16 in 1D, 12 in 2D)")
+    t.add_argument("--modes", type=int, help="kept frequencies per axis, |k| <= modes - 1 (default 16 in 1D, 12 in "
+                   "2D, capped at what the grid allows)")
     t.add_argument("--width", type=int, help="hidden channels (default 64 in 1D, 32 in 2D)")
     t.add_argument("--depth", type=int, help="Fourier layers (default 4)")
-    t.add_argument("--padding", type=float, help="zero padding as a fraction of the grid (non-periodic data)")
+    t.add_argument("--padding", type=float, help="zero padding as a fraction of the grid (default: 0 for periodic "
+                   "data, 0.1 for non-periodic data, from the dataset's periodic attribute)")
     t.add_argument("--no-coords", dest="coords", action="store_false", default=None,
                    help="do not append the grid coordinates (translation-equivariant model)")
     t.add_argument("--activation", choices=["gelu", "tanh", "relu", "identity"],
@@ -160,18 +161,18 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
 
     ds = read_dataset(args.data)
     a, _, _ = split_arrays(ds)
-    dim = a.ndim - 1
     model_kw = {k: v for k, v in (("modes", args.modes), ("width", args.width), ("depth", args.depth),
                                   ("padding", args.padding), ("dropout", args.dropout),
                                   ("coords", args.coords), ("activation", args.activation)) if v is not None}
-    defaults = {"modes": 16, "width": 64} if dim == 1 else {"modes": 12, "width": 32}
-    mcfg = FNOConfig(dim=dim, **{**defaults, **model_kw})
+    mcfg = FNOConfig(dim=a.ndim - 1, **model_kw)  # unset fields adapt to the data (FNOConfig.resolved)
     train_kw = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
                                   ("weight_decay", args.weight_decay), ("schedule", args.schedule),
                                   ("loss", args.loss), ("nx", args.nx), ("seed", args.seed),
                                   ("checkpoint_every", args.checkpoint_every)) if v is not None}
     tcfg = TrainConfig(**train_kw)
-    if args.resume and not (Path(args.out) / "config.json").is_file():
+    from operators.checkpoint import has_checkpoint
+
+    if args.resume and not has_checkpoint(args.out):
         raise FileNotFoundError(f"--resume: no checkpoint in {args.out!r}")
     t0 = time.perf_counter()
     model, history = train_fno(ds, mcfg, tcfg, out=args.out, resume=args.resume, progress=not args.no_progress)

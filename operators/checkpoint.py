@@ -1,47 +1,27 @@
-"""Checkpoints that rebuild their model: ``MODEL_DIR/config.json`` + ``MODEL_DIR/checkpoint.npz``.
-
-``config.json`` holds the full run configuration (the ``FNOConfig`` under ``"model"``, the
-``TrainConfig`` under ``"train"``) plus the epoch reached and the training history.
-``checkpoint.npz`` holds the model state (parameters and normalisation constants) and the
-optimizer state as flat arrays in the order of their pytrees; a fresh model built from the
-config gives the tree structure back. Both files are written to temporaries and renamed, so
-an interrupted save leaves the previous checkpoint intact.
+"""Checkpoints that rebuild their model, in the one checkpoint format of the workbench
+(``plumbing.checkpoint``): a model folder ``MODEL_DIR/`` holds one step folder per saved epoch
+(the newest kept), each one atomic unit with the items ``model`` (parameters and
+normalisation constants), ``opt`` (the optimizer state) and the JSON ``meta``: the full run
+configuration (the ``FNOConfig`` under ``"model"``, the ``TrainConfig`` under ``"train"``),
+the data's shape, the epoch reached and the training history. A fresh model built from the
+config gives the tree structure back, so ``load_model`` needs nothing but the folder.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import jax
-import numpy as np
 from flax import nnx
 
 from operators.models import FNO, FNOConfig
+from plumbing import checkpoint as ckpt
 
-__all__ = ["load_checkpoint", "load_model", "save_checkpoint"]
+__all__ = ["has_checkpoint", "load_checkpoint", "load_model", "save_checkpoint"]
 
-CONFIG_FILE = "config.json"
-STATE_FILE = "checkpoint.npz"
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _paths(tree: Any) -> list[str]:
-    return [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+KIND = "fno"
 
 
 def save_checkpoint(
@@ -53,69 +33,49 @@ def save_checkpoint(
     epoch: int,
     history: list[dict[str, Any]],
 ) -> Path:
-    """Write the model, optimizer state, config and history to ``directory`` (atomically per file)."""
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    model_state = nnx.state(model)
-    arrays: dict[str, np.ndarray] = {}
-    for prefix, tree in (("model", model_state), ("opt", opt_state)):
-        leaves = jax.tree.leaves(tree)
-        for i, leaf in enumerate(leaves):
-            arrays[f"{prefix}_{i}"] = np.asarray(leaf)
-        arrays[f"{prefix}_paths"] = np.asarray(_paths(tree), dtype=str)
-
-    def write_npz(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-
-    _atomic_write(d / STATE_FILE, write_npz)
-    meta = {"model": model.config.to_dict(), **{k: v for k, v in run_config.items() if k != "model"},
+    """Write the model, optimizer state, config and history to ``directory`` as one atomic step."""
+    meta = {"kind": KIND, "model": model.config.to_dict(), **{k: v for k, v in run_config.items() if k != "model"},
             "epoch": int(epoch), "history": history}
+    ckpt.save(directory, int(epoch), {"model": jax.device_get(nnx.state(model)), "opt": jax.device_get(opt_state)},
+              meta)
+    return Path(directory)
 
-    def write_json(tmp: str) -> None:
-        Path(tmp).write_text(json.dumps(meta, indent=1, default=float))
 
-    _atomic_write(d / CONFIG_FILE, write_json)
-    return d
+def has_checkpoint(directory: str | os.PathLike[str]) -> bool:
+    """Whether ``directory`` holds a complete FNO checkpoint."""
+    return ckpt.latest_step(directory) is not None
 
 
 def _read_meta(directory: Path) -> dict[str, Any]:
     if not directory.is_dir():
         raise FileNotFoundError(f"no such model directory: {str(directory)!r}")
-    cfg = directory / CONFIG_FILE
-    if not cfg.is_file() or not (directory / STATE_FILE).is_file():
-        raise FileNotFoundError(f"{str(directory)!r} holds no checkpoint ({CONFIG_FILE} and {STATE_FILE})")
+    if not has_checkpoint(directory):
+        raise FileNotFoundError(f"{str(directory)!r} holds no checkpoint")
+    meta = ckpt.read_meta(directory)
+    if meta.get("kind") != KIND:
+        raise ValueError(f"{str(directory)!r} holds a {meta.get('kind', 'foreign')!r} checkpoint, not an FNO model")
     try:
-        meta = json.loads(cfg.read_text())
         FNOConfig.from_dict(meta["model"])
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ValueError(f"{str(cfg)!r} is not a valid checkpoint config ({type(err).__name__}: {err})") from None
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{str(directory)!r} has no valid FNO config ({type(err).__name__}: {err})") from None
     return meta
 
 
-def _restore(tree: Any, data: Any, prefix: str, where: Path) -> Any:
-    leaves, treedef = jax.tree.flatten(tree)
-    paths = list(data[f"{prefix}_paths"])
-    if paths != _paths(tree):
-        raise ValueError(f"checkpoint {str(where)!r} does not match its config ({prefix} state differs)")
-    new = [np.asarray(data[f"{prefix}_{i}"]).astype(np.asarray(leaf).dtype) for i, leaf in enumerate(leaves)]
-    return jax.tree.unflatten(treedef, new)
-
-
 def load_model(directory: str | os.PathLike[str]) -> tuple[FNO, dict[str, Any]]:
-    """Rebuild the FNO saved in ``directory``; returns (model, meta) with meta = config.json."""
+    """Rebuild the FNO saved in ``directory``; returns (model, meta)."""
     d = Path(directory)
     meta = _read_meta(d)
     model = FNO(FNOConfig.from_dict(meta["model"]), rngs=nnx.Rngs(0))
-    with np.load(d / STATE_FILE) as data:
-        nnx.update(model, _restore(nnx.state(model), data, "model", d))
+    trees, _ = ckpt.restore(d, {"model": nnx.state(model)}, step=meta["step"])
+    nnx.update(model, trees["model"])
     return model, meta
 
 
 def load_checkpoint(directory: str | os.PathLike[str], opt_state_template: Any) -> tuple[FNO, Any, dict[str, Any]]:
     """Rebuild model and optimizer state (shaped like ``opt_state_template``) for ``--resume``."""
-    model, meta = load_model(directory)
     d = Path(directory)
-    with np.load(d / STATE_FILE) as data:
-        opt_state = _restore(opt_state_template, data, "opt", d)
-    return model, opt_state, meta
+    meta = _read_meta(d)
+    model = FNO(FNOConfig.from_dict(meta["model"]), rngs=nnx.Rngs(0))
+    trees, _ = ckpt.restore(d, {"model": nnx.state(model), "opt": opt_state_template}, step=meta["step"])
+    nnx.update(model, trees["model"])
+    return model, trees["opt"], meta

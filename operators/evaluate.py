@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from operators.models import FNO, functional
-from operators.train import predict, split_arrays
+from operators.train import grid_stride, is_periodic, predict, split_arrays
 
 __all__ = ["BANDS", "TABLE_COLUMNS", "error_metrics", "evaluate", "plot_samples", "predictions_dataset"]
 
@@ -162,27 +162,6 @@ def _test_part(ds: Any) -> tuple[np.ndarray, np.ndarray]:
     return a, u
 
 
-def _is_periodic(ds: Any) -> bool:
-    """The dataset's ``periodic`` attr (DESIGN.md section 7; default true; stored as 1 / 0)."""
-    value = getattr(ds, "attrs", {}).get("periodic", True)
-    if isinstance(value, str):
-        return value.strip().lower() not in ("0", "false", "no")
-    return bool(value)
-
-
-def _stride(n_stored: int, n: int, periodic: bool) -> int:
-    """Stride from the stored grid to n points: n_stored / n on a periodic grid, (n_stored - 1)
-    / (n - 1) on a node grid with both ends (non-periodic data)."""
-    if periodic:
-        if n > n_stored or n_stored % n:
-            raise ValueError(f"nx={n} does not divide the stored grid of {n_stored} points")
-        return n_stored // n
-    if n > n_stored or (n_stored - 1) % (n - 1):
-        raise ValueError(f"nx={n} is not a strided subgrid of the stored {n_stored} nodes "
-                         f"(needs (nx - 1) to divide {n_stored - 1})")
-    return (n_stored - 1) // (n - 1)
-
-
 def _subsample(arr: np.ndarray, stride: int, dim: int) -> np.ndarray:
     return arr[(slice(None),) + (slice(None, None, stride),) * dim]
 
@@ -232,7 +211,7 @@ def evaluate(
     dim = a_all.ndim - 1
     if dim != model.config.dim:
         raise ValueError(f"the model is {model.config.dim}D but the data {source!r} is {dim}D")
-    periodic = _is_periodic(data)
+    periodic = is_periodic(data)
     n_stored = a_all.shape[1]
     coords = getattr(data, "coords", {})
     x_all = np.asarray(coords["x"], np.float64) if "x" in coords else (
@@ -241,13 +220,13 @@ def evaluate(
     for n in grids:
         if not (isinstance(n, int | np.integer) and n >= 2):
             raise ValueError(f"nx must be integers >= 2, got {n!r}")
-        _stride(n_stored, int(n), periodic)
+        grid_stride(n_stored, int(n), periodic)
         if model.config.modes > n // 2:
             raise ValueError(f"nx={n} is too coarse for modes={model.config.modes} (needs nx >= {2 * model.config.modes})")
     apply, params = functional(model)
     results, preds = [], None
     for n in sorted(grids):
-        stride = _stride(n_stored, int(n), periodic)
+        stride = grid_stride(n_stored, int(n), periodic)
         a, u = _subsample(a_all, stride, dim), _subsample(u_all, stride, dim)
         t0 = time.perf_counter()
         pred = predict(apply, params, a, batch_size)

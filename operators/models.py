@@ -47,13 +47,16 @@ class FNOConfig:
     """Architecture of an FNO. Every field is JSON-able: a checkpoint stores this and rebuilds.
 
     dim:          number of spatial axes of the input (1 or 2).
-    modes:        kept frequencies per axis, |k| <= modes - 1 (start with 16 in 1D, 12 in 2D).
-    width:        channels of the hidden representation (64 in 1D, 32 in 2D as in the paper).
+    modes:        kept frequencies per axis, |k| <= modes - 1. None: chosen for the data by
+                  ``resolved`` (16 in 1D, 12 in 2D, capped at what the training grid allows).
+    width:        channels of the hidden representation. None: 64 in 1D, 32 in 2D (the paper's).
     depth:        number of Fourier layers (4).
     proj_hidden:  hidden channels of the projection Q (128).
-    padding:      zero padding appended to each spatial axis as a fraction of its size
-                  (0 for periodic data; ~0.25 for non-periodic data). A fraction, not a
-                  point count, so the model stays resolution independent.
+    padding:      zero padding appended to each spatial axis as a fraction of its size. A
+                  fraction, not a point count, so the model stays resolution independent. None:
+                  chosen for the data by ``resolved`` (0 for periodic data, ``NONPERIODIC_PADDING``
+                  for non-periodic data such as Darcy flow, where the FFT's wrap-around must not
+                  couple opposite boundaries).
     dropout:      dropout rate after each hidden activation (0 = none; used by MC dropout).
     coords:       append the grid coordinates x to the input channels (True, as the paper).
     activation:   "gelu" (the paper's), "tanh", "relu" or "identity"; "identity" makes the
@@ -62,11 +65,11 @@ class FNOConfig:
     """
 
     dim: int = 1
-    modes: int = 16
-    width: int = 64
+    modes: int | None = None
+    width: int | None = None
     depth: int = 4
     proj_hidden: int = 128
-    padding: float = 0.0
+    padding: float | None = None
     dropout: float = 0.0
     coords: bool = True
     activation: str = "gelu"
@@ -78,9 +81,11 @@ class FNOConfig:
             raise ValueError(f"dim must be 1 or 2, got {self.dim!r}")
         for name in ("modes", "width", "depth", "proj_hidden", "in_channels", "out_channels"):
             v = getattr(self, name)
+            if v is None and name in ("modes", "width"):
+                continue
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if not (0.0 <= self.padding <= 1.0):
+        if self.padding is not None and not (isinstance(self.padding, int | float) and 0.0 <= self.padding <= 1.0):
             raise ValueError(f"padding must be a fraction in [0, 1], got {self.padding!r}")
         if not (0.0 <= self.dropout < 1.0):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
@@ -92,6 +97,27 @@ class FNOConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def resolved(self, spatial: tuple[int, ...], periodic: bool = True) -> FNOConfig:
+        """This config with every None filled for data on the grid ``spatial`` (the training
+        grid): modes = 16 (1D) / 12 (2D), capped at n // 2 (a note on stderr when capped);
+        width = 64 / 32; padding = 0 for periodic data, else ``NONPERIODIC_PADDING``. Values
+        set explicitly are kept (too many modes for the grid then raise ValueError)."""
+        changes: dict[str, Any] = {}
+        if self.modes is None:
+            default = 16 if self.dim == 1 else 12
+            cap = min(spatial) // 2
+            changes["modes"] = max(1, min(default, cap))
+            if cap < default:
+                import sys
+
+                print(f"operators: note: modes={changes['modes']} (the default {default} is more than a grid of "
+                      f"{min(spatial)} points allows)", file=sys.stderr)
+        if self.width is None:
+            changes["width"] = 64 if self.dim == 1 else 32
+        if self.padding is None:
+            changes["padding"] = 0.0 if periodic else NONPERIODIC_PADDING
+        return dataclasses.replace(self, **changes) if changes else self
+
     @classmethod
     def from_dict(cls, d: dict[str, Any] | str) -> FNOConfig:
         if isinstance(d, str):
@@ -101,6 +127,11 @@ class FNOConfig:
         if unknown:
             raise ValueError(f"unknown FNO config keys {sorted(unknown)}")
         return cls(**d)
+
+
+# Zero padding for non-periodic data, as a fraction of the grid: the FNO paper's 2D code pads
+# 9 points on its 85-point Darcy grid (about 0.1).
+NONPERIODIC_PADDING = 0.1
 
 
 class Normalizer(nnx.Variable):
@@ -127,6 +158,9 @@ class FNO(nnx.Module):
     (batch, *spatial, in_channels) -> u (batch, *spatial) or (..., out_channels)."""
 
     def __init__(self, config: FNOConfig, *, rngs: nnx.Rngs):
+        if config.modes is None or config.width is None:
+            raise ValueError("FNOConfig has unresolved defaults (modes or width is None): "
+                             "use config.resolved(grid, periodic) first")
         self.config = config
         c = config
         self.lift = nnx.Linear(c.in_channels + (c.dim if c.coords else 0), c.width, rngs=rngs)
@@ -166,7 +200,7 @@ class FNO(nnx.Module):
             coords = jnp.broadcast_to(jnp.stack(grids, axis=-1), (x.shape[0], *spatial, c.dim))
             x = jnp.concatenate([x, coords], axis=-1)
         x = self.lift(x)
-        pads = [int(round(c.padding * n)) for n in spatial]
+        pads = [int(round((c.padding or 0.0) * n)) for n in spatial]  # None: no padding (periodic)
         if any(pads):
             x = jnp.pad(x, [(0, 0), *[(0, p) for p in pads], (0, 0)])
         keys = jax.random.split(key, c.depth + 1) if key is not None else [None] * (c.depth + 1)

@@ -114,12 +114,14 @@ class TrainConfig:
 
 @dataclass
 class OperatorData:
-    """Train and test arrays, float32: a_*, u_*: (samples, *spatial)."""
+    """Train and test arrays, float32: a_*, u_*: (samples, *spatial). ``periodic``: whether the
+    functions are periodic (the dataset's ``periodic`` attr; training pads non-periodic data)."""
 
     a_train: np.ndarray
     u_train: np.ndarray
     a_test: np.ndarray
     u_test: np.ndarray
+    periodic: bool = True
 
     @property
     def dim(self) -> int:
@@ -130,16 +132,38 @@ class OperatorData:
         return tuple(self.a_train.shape[1:])
 
 
-def subsample(arr: np.ndarray, nx: int | None, dim: int) -> np.ndarray:
-    """Stride a (samples, *spatial) array down to nx points per spatial axis."""
+def is_periodic(ds: Any) -> bool:
+    """A dataset's ``periodic`` attr (DESIGN.md section 7; default true; netCDF stores it as 1 / 0)."""
+    value = getattr(ds, "attrs", {}).get("periodic", True)
+    if isinstance(value, str):
+        return value.strip().lower() not in ("0", "false", "no")
+    return bool(value)
+
+
+def grid_stride(n_stored: int, n: int, periodic: bool = True) -> int:
+    """Stride from the stored grid to n points: n_stored / n on a periodic grid (x_j = j / n),
+    (n_stored - 1) / (n - 1) on a node grid with both ends (non-periodic data, x = linspace)."""
+    if not (isinstance(n, int | np.integer) and n >= 2):
+        raise ValueError(f"nx must be an integer >= 2, got {n!r}")
+    if periodic:
+        if n > n_stored or n_stored % n:
+            raise ValueError(f"nx={n} does not divide the stored grid of {n_stored} points (use a divisor of "
+                             f"{n_stored})")
+        return n_stored // n
+    if n > n_stored or (n_stored - 1) % (n - 1):
+        raise ValueError(f"nx={n} is not a strided subgrid of the stored {n_stored} nodes "
+                         f"(needs (nx - 1) to divide {n_stored - 1})")
+    return (n_stored - 1) // (n - 1)
+
+
+def subsample(arr: np.ndarray, nx: int | None, dim: int, periodic: bool = True) -> np.ndarray:
+    """Stride a (samples, *spatial) array down to nx points per spatial axis (``grid_stride``)."""
     if nx is None:
         return arr
     out = arr
     for axis in range(1, dim + 1):
-        n = arr.shape[axis]
-        if nx > n or n % nx:
-            raise ValueError(f"nx={nx} does not divide the stored grid of {n} points (use a divisor of {n})")
-        out = np.take(out, np.arange(0, n, n // nx), axis=axis)
+        stride = grid_stride(arr.shape[axis], nx, periodic)
+        out = np.take(out, np.arange(0, arr.shape[axis], stride), axis=axis)
     return out
 
 
@@ -177,7 +201,7 @@ def load_operator_data(data: Any, nx: int | None = None) -> OperatorData:
         tr, te = split == "train", split == "test"
         if not tr.any() or not te.any():
             raise ValueError(f"dataset needs both train and test samples, has {int(tr.sum())} train / {int(te.sum())} test")
-        d = OperatorData(a[tr], u[tr], a[te], u[te])
+        d = OperatorData(a[tr], u[tr], a[te], u[te], periodic=is_periodic(data))
     for name in ("a_train", "u_train", "a_test", "u_test"):
         arr = getattr(d, name)
         if arr.ndim not in (2, 3) or arr.shape[1:] != d.a_train.shape[1:]:
@@ -185,7 +209,8 @@ def load_operator_data(data: Any, nx: int | None = None) -> OperatorData:
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} contains NaN or infinite values")
     dim = d.dim
-    return OperatorData(*(subsample(getattr(d, n), nx, dim) for n in ("a_train", "u_train", "a_test", "u_test")))
+    return OperatorData(*(subsample(getattr(d, n), nx, dim, d.periodic) for n in ("a_train", "u_train", "a_test",
+                                                                                    "u_test")), periodic=d.periodic)
 
 
 # ----------------------------------------------------------------------------- losses
@@ -322,8 +347,8 @@ def train_fno(
 
     data: a path, an operator ``xarray.Dataset`` (train/test from ``split``), a tuple
     (a_train, u_train, a_test, u_test) or ``OperatorData``. model_config: ``dim`` is taken
-    from the data. out: checkpoint directory (config.json + checkpoint.npz, every
-    ``checkpoint_every`` epochs). resume: continue from the checkpoint in ``out`` (its model
+    from the data; unset fields (modes, width, padding) adapt to the data (``FNOConfig.resolved``).
+    out: checkpoint directory (``operators.checkpoint``, every ``checkpoint_every`` epochs). resume: continue from the checkpoint in ``out`` (its model
     config wins; the train config given here sets the epochs to reach). callback: called
     with each epoch's record (default: a tqdm bar on stderr unless progress=False).
     history: one dict per epoch with ``epoch``, ``train_loss``, ``test_rel_l2`` (None on
@@ -331,9 +356,7 @@ def train_fno(
     """
     tcfg = train_config or TrainConfig()
     d = load_operator_data(data, tcfg.nx)
-    mcfg = model_config or FNOConfig(dim=d.dim)
-    if mcfg.dim != d.dim:
-        mcfg = dataclasses.replace(mcfg, dim=d.dim)
+    mcfg = dataclasses.replace(model_config or FNOConfig(), dim=d.dim).resolved(d.spatial, d.periodic)
     if d.a_train.shape[0] < tcfg.batch_size:
         raise ValueError(f"batch_size={tcfg.batch_size} is larger than the {d.a_train.shape[0]} training samples")
     start_epoch, history = 0, []
@@ -349,6 +372,9 @@ def train_fno(
         _, params_t = functional(model)
         model, opt_state, meta = load_checkpoint(out, tx.init(params_t))
         start_epoch, history = int(meta["epoch"]), list(meta.get("history", []))
+        if start_epoch >= tcfg.epochs:
+            raise ValueError(f"the checkpoint in {str(out)!r} is at epoch {start_epoch}, not before --epochs "
+                             f"{tcfg.epochs}: nothing to resume")
     else:
         check_modes(mcfg.modes, d.spatial)
         model = FNO(mcfg, rngs=nnx.Rngs(tcfg.seed))
@@ -395,7 +421,10 @@ def train_fno(
             rec = {"epoch": epoch + 1, "train_loss": train_loss, "test_rel_l2": test,
                    "lr": float(lr_fn((epoch + 1) * steps_per_epoch)), "wall_time_s": elapsed}
             if not math.isfinite(train_loss):
-                raise RuntimeError(f"training diverged at epoch {epoch + 1} (loss {train_loss})")
+                from plumbing.cli import Failure
+
+                kept = f"; the checkpoint in {str(out)!r} keeps the last one saved" if out is not None else ""
+                raise Failure(f"training diverged at epoch {epoch + 1} (loss {train_loss}){kept}")
             history.append(rec)
             if out is not None and ((epoch + 1) % tcfg.checkpoint_every == 0 or last):
                 nnx.update(model, jax.device_get(params))

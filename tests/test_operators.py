@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import jax
@@ -221,7 +222,7 @@ def test_resume_after_an_interruption_reproduces_the_uninterrupted_run(heat_file
     # Same keys, same data order, same arithmetic: equal to float32 rounding of the restored state.
     np.testing.assert_allclose(np.asarray(resumed(a)), np.asarray(full(a)), rtol=1e-5, atol=1e-6)
     model, meta = load_model(tmp_path / "m")
-    assert meta["epoch"] == 2 and model.config == TINY
+    assert meta["epoch"] == 2 and model.config == TINY.resolved((32,), periodic=True)  # padding 0: periodic data
     np.testing.assert_array_equal(np.asarray(model(a)), np.asarray(resumed(a)))
 
 
@@ -285,3 +286,29 @@ def test_cli_bad_inputs_exit_2_with_one_line(case, message, heat_file, tmp_path,
 
 def test_cli_usage_errors_exit_2():
     assert main(["generate", "wave", "--out", "x.nc"]) == 2  # argparse's own error, returned as the code
+
+
+def test_default_modes_adapt_to_a_small_grid_and_say_so(tmp_path, capsys):
+    path = tmp_path / "heat2d.nc"
+    generate(GenerateConfig(kind="heat2d", n_train=8, n_test=2, nx=16, fine_nx=16), path, progress=False)
+    args = ["train", str(path), "--out", str(tmp_path / "m"), "--epochs", "1", "--batch-size", "4", "--width", "4",
+            "--depth", "1", "--no-progress", "--json"]
+    assert main(args) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["model"]["modes"] == 8  # the 2D default 12 capped at 16 // 2
+    assert "modes=8" in out.err and "16 points" in out.err
+    # an explicit --modes beyond the grid is still refused
+    assert main([*args[:-2], "--modes", "9", "--out", str(tmp_path / "m2")]) == 2
+
+
+def test_non_periodic_data_get_padding_by_default(tmp_path):
+    from operators.models import NONPERIODIC_PADDING
+
+    path = tmp_path / "darcy.nc"
+    generate(GenerateConfig(kind="darcy", n_train=4, n_test=2, nx=9), path, progress=False)
+    cfg = FNOConfig(width=4, depth=1, proj_hidden=4)
+    model, _ = train_fno(path, cfg, TrainConfig(epochs=1, batch_size=2), progress=False)
+    assert model.config.padding == NONPERIODIC_PADDING and model.config.modes == 4
+    periodic, _ = train_fno(generate_arrays(GenerateConfig(kind="heat", n_train=4, n_test=2, nx=16, fine_nx=16)), cfg,
+                            TrainConfig(epochs=1, batch_size=2), progress=False)
+    assert periodic.config.padding == 0.0
