@@ -227,10 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     for eq in ("heat", "wave", "burgers"):
         if f"pinn_{eq}" in only:
             budget = max(deadline - 60, 10)  # compilation, evaluation and writing on top of the training budget
-            extra = ["--set", "steps=200", "--set", "qn_steps=100"] if args.small else []
+            extra = ["--set", "adam.steps=200", "--set", "qn.steps=100"] if args.small else []
             jobs.append(run.start(f"pinn_{eq}", [
                 [py, "-m", "pdes", "solve", eq, "--method", "pinn", "--preset", "accurate", "--set",
-                 f"max_wall_s={budget:.0f}", *extra, "--out", str(args.out / f"pinn_{eq}_accurate_gpu.nc"),
+                 f"run.max_wall_s={budget:.0f}", *extra, "--out", str(args.out / f"pinn_{eq}_accurate_gpu.nc"),
                  "--json", "--no-progress"]], deadline))
     for job in jobs:
         res = run.finish(job)

@@ -44,29 +44,28 @@ def bench_pinn(members: int, steps: int, repeats: int, problem: str = "heat", ph
     ``member_batch`` members vmapped at a time as the ensemble trainer does (default: its own).
     Also times one model on M times the points (the members' arithmetic without a member axis),
     which shows whether one model is overhead- or arithmetic-bound on this machine."""
-    import dataclasses
-
     import jax
 
     from pdes.pinn.configs import get_config
     from pdes.pinn.core import build_pinn
+    from pdes.pinn.phases import _map_members, default_member_batch
     from pdes.pinn.precision import x64_if
     from pdes.problems import PRESETS
-    from uncertainty.ensemble import _map_members, _member_batch
 
     cfg = get_config(problem, "fast")
+    net = cfg.network
     out: dict = {
-        "model": f"PINN {problem} (fast preset: {cfg.arch} {cfg.depth}x{cfg.width}, {cfg.dtype}, "
-                 f"n_res {cfg.n_res}, qn_n_res {cfg.qn_n_res}), {phase} phase",
+        "model": f"PINN {problem} (fast preset: {net.arch} {net.depth}x{net.width}, {net.dtype}, "
+                 f"n_res {cfg.sampling.n_res}, qn.n_res {cfg.qn.n_res}), {phase} phase",
         "steps": steps,
-        "dtype": cfg.dtype,
+        "dtype": net.dtype,
     }
     variants = {1: cfg, members: cfg}
     if phase == "adam":
-        variants["1x_points"] = dataclasses.replace(cfg, n_res=members * cfg.n_res)
+        variants["1x_points"] = cfg.updated({"sampling.n_res": members * cfg.sampling.n_res})
     else:
-        variants["1x_points"] = dataclasses.replace(cfg, qn_n_res=members * cfg.qn_n_res)
-    with x64_if(cfg.dtype == "float64" or (phase == "qn" and cfg.qn_dtype == "float64")):
+        variants["1x_points"] = cfg.updated({"qn.n_res": members * cfg.qn.n_res})
+    with x64_if(net.dtype == "float64" or (phase == "qn" and cfg.qn.dtype == "float64")):
         programs = {}
         for name, c in variants.items():
             m = members if name == members else 1
@@ -81,9 +80,11 @@ def bench_pinn(members: int, steps: int, repeats: int, problem: str = "heat", ph
                 dtype = jax.tree.leaves(params)[0].dtype
                 weights = jax.vmap(lambda _, p=pinn, dt=dtype: p.init_weights(dt))(keys)
                 args = (params, opt, weights, batch, keys, jax.numpy.asarray(True))
-                batch_m = _member_batch(member_batch, m)
+                batch_m = default_member_batch(member_batch, m)
                 out[f"member_batch_{_label(name)}"] = batch_m
-                fn = jax.jit(_map_members(partial(pinn.qn_chunk, n_steps=steps), batch_m, None))
+                fn = jax.jit(partial(_map_members(
+                    lambda p, o, w, b, k, fresh, ob, pinn=pinn: pinn.qn_chunk(p, o, w, b, k, fresh, steps, ob),
+                    batch_m, None, None), obs=None))
             programs[name] = (fn, args)
         _race(programs, members, repeats, out)
     return out
@@ -103,7 +104,7 @@ def bench_pinn_full(members: int, problem: str = "heat", member_batch: int | Non
     from uncertainty.ensemble import train_pinn_members
 
     cfg = get_config(problem, "fast")
-    out: dict = {"model": f"PINN {problem} fast preset, {cfg.steps} Adam + {cfg.qn_steps} {cfg.qn_method} steps",
+    out: dict = {"model": f"PINN {problem} fast preset, {cfg.adam.steps} Adam + {cfg.qn.steps} {cfg.qn.method} steps",
                  "devices": len(jax.devices()), "shard": shard}
     for run in ("cold", "warm"):
         for m in (1, members):

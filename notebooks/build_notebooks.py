@@ -54,17 +54,17 @@ it three ways with the public API (`pdes.solve`), compares them with `pdes.compa
 the error maps and slices through the front. The Cole–Hopf solution (Gauss–Hermite quadrature)
 is the truth.
 
-`QUICK` (the default, `SCIML_QUICK=1`) trains the PINN for 400 Adam + 100 L-BFGS steps so the
-notebook runs in about a minute of CPU time: its error is then of order 20%, concentrated at the
-front. With `SCIML_QUICK=0` the PINN uses the `fast` preset (thousands of Adam steps and an L-BFGS
-phase, a few CPU-minutes; about 3e-2 when last measured, see benchmarks/results/notebooks.md)."""),
+`QUICK` (the default, `SCIML_QUICK=1`) trains the PINN for 400 Adam + 100 quasi-Newton (self-scaled Broyden) steps so the
+notebook runs in about a minute of CPU time: its error is then far from converged, largest at the
+front. With `SCIML_QUICK=0` the PINN uses the `fast` preset (500 Adam and 3000 self-scaled Broyden
+steps in float64, under two CPU-minutes; errors of the presets in benchmarks/results/pinn.md)."""),
 ("code", HEAD),
 ("code", """from pdes import BURGERS, compare, solve
 
 nx, nt = 256, 101
 exact = solve(BURGERS, "exact", nx=nx, nt=nt)
 spectral = solve(BURGERS, "spectral", nx=nx, nt=nt)
-quick = {"steps": 400, "qn_steps": 100, "log_every": 100} if QUICK else None
+quick = {"adam.steps": 400, "qn.steps": 100, "run.log_every": 100} if QUICK else None
 pinn = solve(BURGERS, "pinn", nx=nx, nt=nt, preset="fast", overrides=quick, progress=False)
 
 print(f"{'method':10s} {'rel L2':>10s} {'max abs':>10s} {'time [s]':>9s}")
@@ -123,9 +123,9 @@ the heat PINN then reaches about 5e-3, the wave PINN is still far off (it needs 
 ("code", """from pdes import HEAT, WAVE, compare, solve
 
 runs = {}
-quick_steps = {"heat": 300, "wave": 500}  # Adam steps in QUICK mode, then 50 L-BFGS steps
+quick_steps = {"heat": 300, "wave": 500}  # Adam steps in QUICK mode, then 50 quasi-Newton steps
 for problem in (HEAT, WAVE):
-    quick = {"steps": quick_steps[problem.name], "qn_steps": 50, "log_every": 50} if QUICK else None
+    quick = {"adam.steps": quick_steps[problem.name], "qn.steps": 50, "run.log_every": 50} if QUICK else None
     pinn = solve(problem, "pinn", nx=128, nt=101, preset="fast", overrides=quick, progress=False)
     exact = solve(problem, "exact", nx=128, nt=101)
     runs[problem.name] = (pinn, exact)

@@ -19,11 +19,9 @@ from pdes.solution import (
     compare,
     operator_dataset,
     read_dataset,
-    read_solution,
     rel_l2,
     solution_dataset,
     write_dataset,
-    write_solution,
 )
 from pdes.solve import solve
 from pdes.spectral import solve_burgers_dirichlet, solve_periodic_burgers, solve_spectral
@@ -47,7 +45,6 @@ __all__ = [
     "plot_identify",
     "plot_solution",
     "read_dataset",
-    "read_solution",
     "rel_l2",
     "solution_dataset",
     "solve",
@@ -56,5 +53,4 @@ __all__ = [
     "solve_spectral",
     "synthetic_observations",
     "write_dataset",
-    "write_solution",
 ]

@@ -1,77 +1,41 @@
-"""python -m pdes: solve a PDE problem, compare two solution files, run the demo.
+"""python -m pdes: solve a PDE problem, compare two solution files, identify coefficients.
 
     python -m pdes solve {heat,wave,burgers,heat2d} --method {exact,spectral,pinn} [--out F.nc] [--plot F.png] [--json]
     python -m pdes compare A.nc B.nc [--var u] [--json]
-    python -m pdes demo --out out
-    python -m pdes figures --out docs
+    python -m pdes identify {burgers,heat,wave} [--obs OBS.nc | --n-obs N --noise F] [--json]
 
-Exit codes: 0 success; 2 bad input (one line ``pdes: error: ...`` on stderr, no file left
-behind); 1 internal failure. Each subcommand is one ``add_*_parser`` + one ``cmd_*`` function,
-registered in ``SUBCOMMANDS``; add a new one there.
+Exit codes (``plumbing.cli``): 0 success; 2 bad input (one line ``pdes: error: ...`` on stderr,
+no file left behind); 1 failure. Each subcommand is one ``add_*_parser`` + one ``cmd_*``
+function, registered in ``SUBCOMMANDS``; add a new one there. The demo and the gallery moved
+to ``python -m workbench`` (``demo`` and ``figures`` here forward to it for one release).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
+import subprocess
 import sys
-import time
 import tomllib
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEMO_STEPS", "FIGURE_STEPS", "SUBCOMMANDS", "build_parser", "main"]
+from plumbing.cli import DeprecatedFlag, UsageError, print_json, run_cli
+from plumbing.cli import finite_float as _finite_float
+from plumbing.cli import key_value as _key_value
+from plumbing.tables import format_value as _fmt
+from plumbing.tables import print_table
+
+__all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 EQUATIONS = ("heat", "wave", "burgers", "heat2d")
 _PROBLEM_FLAGS = {"nu": "nu", "alpha": "alpha", "c": "c", "t_end": "t_end"}
 
 
-class UsageError(ValueError):
-    """Bad input found by the command line itself (exit code 2)."""
-
-
-def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
-    return value
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    if "=" not in text or not text.split("=", 1)[0].strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
-    return key.strip(), value.strip()
-
-
 def _check_suffix(path: str | None, suffixes: tuple[str, ...], flag: str) -> None:
     if path is not None and Path(path).suffix.lower() not in suffixes:
         raise UsageError(f"{flag} must end in {' or '.join(suffixes)}, got {path!r}")
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3e}" if (value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e4)) else f"{value:.4g}"
-    return str(value)
-
-
-def print_table(rows: list[dict[str, Any]], columns: list[str], file: Any = None) -> None:
-    """Plain-text table of rows (dicts) with the given columns."""
-    file = file or sys.stdout
-    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)), file=file)
-    print("  ".join("-" * w for w in widths), file=file)
-    for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)), file=file)
 
 
 # ----------------------------------------------------------------------------- solve
@@ -92,7 +56,8 @@ def add_solve_parser(sub: Any) -> None:
     p.add_argument("--nt", type=int, default=None, help="grid points in t (default 100, >= 2)")
     p.add_argument("--t-end", type=_finite_float, help="final time (default: the preset's)")
     p.add_argument("--steps", type=int, help="spectral: ETDRK4 steps (burgers); pinn: training steps")
-    p.add_argument("--modes", type=int, help="spectral: points of the periodic (odd-extended) grid")
+    p.add_argument("--points", type=int, help="spectral: points of the periodic (odd-extended) grid")
+    p.add_argument("--modes", dest="points", type=int, action=DeprecatedFlag, new="--points", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--config", metavar="FILE.toml", help="TOML file: [problem] and [solve] tables (pinn: its config file)")
     p.add_argument("--out", metavar="FILE.nc", help="write the solution Dataset (netCDF-4)")
@@ -102,7 +67,7 @@ def add_solve_parser(sub: Any) -> None:
     pinn.add_argument("--preset", help="named PINN configuration")
     pinn.add_argument("--resume", metavar="DIR", help="resume training from a checkpoint folder")
     pinn.add_argument("--checkpoint-dir", metavar="DIR", help="write training checkpoints here")
-    pinn.add_argument("--set", dest="overrides", action="append", type=_key_value, default=[], metavar="KEY=VALUE", help="override a config entry (repeatable)")
+    pinn.add_argument("--set", dest="overrides", action="append", type=_key_value, default=[], metavar="KEY=VALUE", help="override a config entry by section.field, e.g. qn.steps=2000, network.width=64 (repeatable)")
     pinn.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_solve)
 
@@ -132,7 +97,7 @@ def _solve_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
             raise UsageError(f"config {args.config!r}: unknown table(s) {unknown}; expected [problem], [solve]")
         file_problem = dict(cfg.get("problem", {}))
         file_solve = dict(cfg.get("solve", {}))
-        bad = sorted(set(file_solve) - {"nx", "nt", "seed", "steps", "modes", "n_nodes"})
+        bad = sorted(set(file_solve) - {"nx", "nt", "seed", "steps", "points", "n_nodes"})
         if bad:
             raise UsageError(f"config {args.config!r}: unknown [solve] key(s) {bad}")
     base = PRESETS[args.equation]
@@ -159,10 +124,10 @@ def _solve_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
     kwargs: dict[str, Any] = {"nx": pick("nx", "nx", 256), "nt": pick("nt", "nt", 100), "seed": pick("seed", "seed", 0)}
     steps = pick("steps", "steps", None)
-    modes = pick("modes", "modes", None)
+    points = pick("points", "points", None)
     if args.method == "pinn":
-        if modes is not None:
-            raise UsageError("--modes applies to --method spectral only")
+        if points is not None:
+            raise UsageError("--points applies to --method spectral only")
         pinn = {
             "preset": args.preset,
             "config_file": args.config,
@@ -179,12 +144,12 @@ def _solve_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     if pinn_only:
         raise UsageError(f"--{pinn_only[0].replace('_', '-')} applies to --method pinn only")
     if args.method == "exact":
-        if steps is not None or modes is not None:
-            raise UsageError("--steps/--modes apply to --method spectral or pinn, not exact")
+        if steps is not None or points is not None:
+            raise UsageError("--steps/--points apply to --method spectral or pinn, not exact")
         if "n_nodes" in file_solve:
             kwargs["n_nodes"] = file_solve["n_nodes"]
     else:
-        kwargs.update(n_steps=steps, n_modes=modes)
+        kwargs.update(n_steps=steps, n_points=points)
     return problem, kwargs
 
 
@@ -229,7 +194,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
         plot_solution(ds, args.plot)
     row = _report_row(ds, args.out, args.plot)
     if args.json:
-        print(json.dumps(row))
+        print_json(row)
     else:
         print_table([row], ["equation", "method", "nx", "nt", "wall_time_s", "rel_l2", "max_abs"])
         for key in ("out", "plot"):
@@ -261,7 +226,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     cmp = compare(a, b, var=args.var)
     result = {"a": args.a, "b": args.b, "var": args.var, **cmp.to_dict()}
     if args.json:
-        print(json.dumps(result))
+        print_json(result)
         return 0
     print_table([{"var": args.var, "rel_l2": cmp.rel_l2, "max_abs": cmp.max_abs, "interpolated": cmp.interpolated}], ["var", "rel_l2", "max_abs", "interpolated"])
     if cmp.note:
@@ -277,77 +242,24 @@ def _spread(n: int, k: int) -> list[float]:
     return [i * (n - 1) / max(1, k - 1) for i in range(min(n, k))] if n > 1 else [0.0]
 
 
-# ----------------------------------------------------------------------------- demo
+# ----------------------------------------------------------------------------- moved commands
 
 
-def demo_reference(out: Path, quick: bool = False) -> list[dict[str, Any]]:
-    """Burgers preset exactly (Cole–Hopf) and spectrally (ETDRK4); compare; write both and a figure.
-    (Already quick: ``quick`` changes nothing.)"""
-    from pdes.plotting import plot_solution
-    from pdes.solution import compare, write_dataset
-    from pdes.solve import solve
+def _add_moved_parser(name: str) -> Callable[[Any], None]:
+    def add(sub: Any) -> None:
+        p = sub.add_parser(name, help=f"moved: python -m workbench {name}", add_help=False,
+                           description=f"Moved to `python -m workbench {name}`; this forwards there for one release.")
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=lambda args: _forward(name, args.rest))
 
-    exact = solve("burgers", method="exact")
-    spectral = solve("burgers", method="spectral")
-    exact_path = write_dataset(exact, out / "burgers_exact.nc")
-    spectral_path = write_dataset(spectral, out / "burgers_spectral.nc")
-    fig = plot_solution(spectral, out / "burgers_spectral.png", title="Burgers preset: spectral (ETDRK4) vs Cole–Hopf")
-    cmp = compare(spectral, exact)
-    return [
-        {"step": "burgers", "method": "exact (Cole–Hopf)", "rel_l2": 0.0, "max_abs": 0.0, "wall_time_s": exact.attrs["wall_time_s"], "file": str(exact_path)},
-        {"step": "burgers", "method": "spectral (ETDRK4)", "rel_l2": cmp.rel_l2, "max_abs": cmp.max_abs, "wall_time_s": spectral.attrs["wall_time_s"], "file": f"{spectral_path}, {fig}"},
-    ]
+    return add
 
 
-def _lazy_step(name: str) -> Callable[..., list[dict[str, Any]]]:
-    def step(out: Path, quick: bool = False) -> list[dict[str, Any]]:
-        from pdes import demo
-
-        return getattr(demo, name)(out, quick=quick)
-
-    step.__doc__ = f"pdes.demo.{name}"
-    return step
-
-
-# Each demo step takes the output folder and ``quick`` and returns table rows; later issues append theirs.
-DEMO_STEPS: list[tuple[str, Callable[..., list[dict[str, Any]]]]] = [
-    ("reference", demo_reference),
-    ("pinn", _lazy_step("demo_pinn")),  # PINN on Burgers (pdes/demo.py)
-    ("fno", _lazy_step("demo_fno")),  # FNO evaluation, cached or trained
-    ("calibration", _lazy_step("demo_calibration")),  # FNO ensemble calibration report
-]
-
-
-def add_demo_parser(sub: Any) -> None:
-    p = sub.add_parser("demo", help="the main job: Burgers exact, spectral and PINN, an FNO evaluation, a calibration report", description="Run the demo steps (Burgers exact / spectral / PINN, an FNO on operator Burgers, an FNO-ensemble calibration report), write files under --out and print a table of errors, times and files. Under 10 minutes on a 2-core CPU; --quick: about a minute.")
-    p.add_argument("--out", default="out", metavar="DIR", help="output folder (default: out)")
-    p.add_argument("--only", action="append", choices=[name for name, _ in DEMO_STEPS], help="run only these steps (repeatable)")
-    p.add_argument("--quick", action="store_true", help="tiny trainings (smoke test, about a minute); never touches the FNO cache")
-    p.add_argument("--json", action="store_true", help="print a JSON result on stdout")
-    p.set_defaults(func=cmd_demo)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out must be a folder, got the file {args.out!r}")
-    rows: list[dict[str, Any]] = []
-    start = time.perf_counter()
-    for name, step in DEMO_STEPS:
-        if args.only and name not in args.only:
-            continue
-        print(f"demo: {name} ...", file=sys.stderr, flush=True)
-        rows.extend(step(out, quick=args.quick))
-    total = time.perf_counter() - start
-    if args.json:
-        print(json.dumps({"rows": rows, "wall_time_s": total}))
-    else:
-        print_table(rows, ["step", "method", "rel_l2", "max_abs", "wall_time_s"])
-        print("\nfiles")
-        print_table(rows, ["step", "method", "file"] + (["note"] if any(r.get("note") for r in rows) else []))
-        print(f"\ntotal {total:.1f} s; errors are relative L2 / max abs: burgers against the exact (Cole–Hopf) "
-              "solution, fno and calibration against the spectral reference of the test functions")
-    return 0
+def _forward(name: str, rest: list[str]) -> int:
+    """Run ``python -m workbench NAME REST...`` in a new process (pdes never imports workbench)."""
+    print(f"pdes: note: `python -m pdes {name}` moved to `python -m workbench {name}`; running that",
+          file=sys.stderr)
+    return subprocess.run([sys.executable, "-m", "workbench", name, *rest], check=False).returncode
 
 
 # ----------------------------------------------------------------------------- identify
@@ -370,14 +282,16 @@ def add_identify_parser(sub: Any) -> None:
     p.add_argument("--alpha", type=_finite_float, help="synthetic heat: true diffusivity (default: the preset's)")
     p.add_argument("--c", type=_finite_float, help="synthetic wave: true wave speed (default: the preset's)")
     p.add_argument("--ensemble", type=int, default=1, metavar="M", help="members trained in one vmapped program (default 1)")
-    p.add_argument("--steps", type=int, help="Adam steps (default: the preset's)")
+    p.add_argument("--steps", type=int, help="Adam steps (default: the preset's; quasi-Newton: --set qn.steps=N)")
     p.add_argument("--init", action="append", type=_key_value, default=[], metavar="NAME=VALUE", help="initial guess of a coefficient (repeatable)")
     p.add_argument("--constraints", choices=("hard", "none"), help="hard: initial/boundary data built into the network (default); none: data and residual only")
     p.add_argument("--no-bootstrap", action="store_true", help="ensemble members all see every observation")
-    p.add_argument("--set", dest="overrides", action="append", type=_key_value, default=[], metavar="KEY=VALUE", help="override a config entry (inverse or PINN field, repeatable)")
+    p.add_argument("--set", dest="overrides", action="append", type=_key_value, default=[], metavar="KEY=VALUE", help="override a config entry by section.field, e.g. qn.steps=2000, inverse.coeff_lr=0.1 (repeatable)")
     p.add_argument("--nx", type=int, default=256, help="grid of the reconstructed field in x (default 256)")
     p.add_argument("--nt", type=int, default=100, help="grid of the reconstructed field in t (default 100)")
     p.add_argument("--save-obs", metavar="FILE.nc", help="write the synthetic observations used")
+    p.add_argument("--checkpoint-dir", metavar="DIR", help="write training checkpoints here")
+    p.add_argument("--resume", metavar="DIR", help="resume training from a checkpoint folder (same observations)")
     p.add_argument("--out", metavar="FILE.nc", help="write the reconstructed field, estimates and history")
     p.add_argument("--plot", metavar="FILE.png", help="write a figure: field, error, estimate trajectories")
     p.add_argument("--json", action="store_true", help="print a JSON result on stdout")
@@ -418,14 +332,15 @@ def cmd_identify(args: argparse.Namespace) -> int:
             write_dataset(observations, args.save_obs)
     result = identify(problem, observations, seed=args.seed, ensemble=args.ensemble, steps=args.steps, init=init or None,
                       constraints=args.constraints, bootstrap=False if args.no_bootstrap else None,
-                      overrides=dict(args.overrides) or None, nx=args.nx, nt=args.nt, progress=not args.no_progress)
+                      overrides=dict(args.overrides) or None, nx=args.nx, nt=args.nt,
+                      checkpoint_dir=args.checkpoint_dir, resume=args.resume, progress=not args.no_progress)
     if args.out:
         write_dataset(result.dataset, args.out)
     if args.plot:
         plot_identify(result.dataset, args.plot)
     summary = {**result.to_dict(), "out": args.out, "plot": args.plot, "save_obs": args.save_obs}
     if args.json:
-        print(json.dumps(summary))
+        print_json(summary)
         return 0
     rows = [{"unknown": k, "estimate": result.estimates[k], "std": result.std[k] if args.ensemble > 1 else None,
              "true": result.truth[k] if result.truth else None,
@@ -439,65 +354,14 @@ def cmd_identify(args: argparse.Namespace) -> int:
     return 0
 
 
-# ----------------------------------------------------------------------------- figures
-
-
-def figures_solutions(out: Path) -> list[str]:
-    """Spectral solutions of the presets with their exact references: burgers/heat/wave/heat2d.png."""
-    from pdes.plotting import plot_solution
-    from pdes.solve import solve
-
-    paths = []
-    for name, kwargs in (("burgers", {}), ("heat", {"nx": 129, "nt": 101}), ("wave", {"nx": 129, "nt": 101}), ("heat2d", {"nx": 65, "nt": 11})):
-        ds = solve(name, method="spectral", **kwargs)
-        paths.append(str(plot_solution(ds, out / f"{name}.png", title=f"{name} preset: spectral vs exact")))
-    return paths
-
-
-def figures_convergence(out: Path) -> list[str]:
-    """Convergence of the references: spectral in modes, ETDRK4 in dt, Cole–Hopf in nodes."""
-    from pdes.convergence import cole_hopf_nodes_study, etdrk4_dt_study, spectral_modes_study
-    from pdes.plotting import plot_convergence
-
-    path = plot_convergence(spectral_modes_study(), etdrk4_dt_study(), cole_hopf_nodes_study(), out / "convergence.png")
-    return [str(path)]
-
-
-# Each figure step takes the output folder and returns the paths it wrote; later issues append theirs.
-FIGURE_STEPS: list[tuple[str, Callable[[Path], list[str]]]] = [
-    ("solutions", figures_solutions),
-    ("convergence", figures_convergence),
-]
-
-
-def add_figures_parser(sub: Any) -> None:
-    p = sub.add_parser("figures", help="write the README gallery figures", description="Write the gallery figures (PNG) into --out.")
-    p.add_argument("--out", default="docs", metavar="DIR", help="output folder (default: docs)")
-    p.add_argument("--only", action="append", choices=[name for name, _ in FIGURE_STEPS], help="run only these steps (repeatable)")
-    p.set_defaults(func=cmd_figures)
-
-
-def cmd_figures(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out must be a folder, got the file {args.out!r}")
-    for name, step in FIGURE_STEPS:
-        if args.only and name not in args.only:
-            continue
-        print(f"figures: {name} ...", file=sys.stderr, flush=True)
-        for path in step(out):
-            print(f"wrote {path}")
-    return 0
-
-
 # ----------------------------------------------------------------------------- main
 
 SUBCOMMANDS: list[Callable[[Any], None]] = [
     add_solve_parser,
     add_compare_parser,
-    add_demo_parser,
     add_identify_parser,
-    add_figures_parser,
+    _add_moved_parser("demo"),
+    _add_moved_parser("figures"),
 ]
 
 
@@ -510,23 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)  # argparse exits 2 on a malformed flag, 0 on --help
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    try:
-        return int(args.func(args))
-    except (ValueError, FileNotFoundError) as err:  # user errors: one line, no traceback
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"pdes: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("pdes: interrupted", file=sys.stderr)
-        return 130
-    except Exception as err:  # internal failure: keep the traceback for the bug report
-        traceback.print_exc()
-        print(f"pdes: internal error: {type(err).__name__}: {err}", file=sys.stderr)
-        return 1
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if argv and argv[0] in ("demo", "figures"):  # moved: forwarded whole (also --help)
+        return _forward(argv[0], argv[1:])
+    return run_cli("pdes", build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Each study returns plain arrays; ``pdes.plotting.plot_convergence`` draws them.
 
-* ``spectral_modes_study``: error of the spectral heat and wave solutions against their exact
-  solutions as the number of Fourier modes grows (smooth data: exponential convergence).
+* ``spectral_points_study``: error of the spectral heat and wave solutions against their exact
+  solutions as the number of grid points (Fourier modes) grows (smooth data: exponential convergence).
 * ``etdrk4_dt_study``: error of ETDRK4 on periodic Burgers against a fine-step run on the same
   grid as dt shrinks (fourth order).
 * ``cole_hopf_nodes_study``: change of the Cole–Hopf Burgers preset as the number of
@@ -19,7 +19,7 @@ from pdes.problems import Heat, Wave
 from pdes.solution import rel_l2
 from pdes.spectral import solve_periodic_burgers, solve_spectral
 
-__all__ = ["cole_hopf_nodes_study", "etdrk4_dt_study", "smooth_odd", "spectral_modes_study"]
+__all__ = ["cole_hopf_nodes_study", "etdrk4_dt_study", "smooth_odd", "spectral_points_study"]
 
 
 def smooth_odd(x: np.ndarray) -> np.ndarray:
@@ -27,16 +27,16 @@ def smooth_odd(x: np.ndarray) -> np.ndarray:
     return np.sin(np.pi * x) * np.exp(np.cos(np.pi * x))
 
 
-def spectral_modes_study(modes: tuple[int, ...] = (8, 12, 16, 20, 24, 28, 32)) -> dict[str, np.ndarray]:
+def spectral_points_study(points: tuple[int, ...] = (8, 12, 16, 20, 24, 28, 32)) -> dict[str, np.ndarray]:
     """Relative L2 error of spectral heat (alpha = 0.01) and wave (c = 2, with initial velocity)
-    with smooth_odd data against the exact solutions, on a 17 x 5 grid, per number of modes."""
+    with smooth_odd data against the exact solutions, on a 17 x 5 grid, per number of grid points."""
     heat = Heat(initial=smooth_odd, alpha=0.01)
     wave = Wave(initial=smooth_odd, initial_velocity=lambda x: np.sin(2 * np.pi * x) * np.exp(np.cos(2 * np.pi * x)))
-    out: dict[str, np.ndarray] = {"modes": np.asarray(modes)}
+    out: dict[str, np.ndarray] = {"points": np.asarray(points)}
     for name, problem in (("heat", heat), ("wave", wave)):
         errs = []
-        for n in modes:
-            s = solve_spectral(problem, nx=17, nt=5, n_modes=int(n))
+        for n in points:
+            s = solve_spectral(problem, nx=17, nt=5, n_points=int(n))
             errs.append(rel_l2(s.u, exact_solution(problem, s.t, s.x)))
         out[name] = np.asarray(errs)
     return out

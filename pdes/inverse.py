@@ -1,71 +1,80 @@
 """Inverse problems with PINNs: identify PDE coefficients from sparse, noisy observations.
 
-The unknowns are trainable scalars next to the network:
+The unknowns are trainable coefficients of the PINN core (``pdes.pinn.build_pinn(...,
+unknowns=...)``): one parameter pytree {"net": ..., "coeffs": {name: log value}} trained by
+the same phases and chunked driver as a forward PINN (``pdes.pinn.phases``):
 
 * burgers: ``l1`` and ``l2`` in u_t + l1 u u_x = l2 u_xx (true values 1 and nu),
 * heat: ``alpha`` in u_t = alpha u_xx,
 * wave: ``c`` in u_tt = c^2 u_xx.
 
-Each is positive by parametrization, value = exp(raw), and raw is trained by Adam with its
-own learning rate (``coeff_lr``; a step moves the value by a relative amount, which suits
-coefficients of any magnitude). The loss is a data term (mean squared misfit at the
-observations) plus the PDE residual on fresh collocation points each step, balanced by
-grad-norm weighting as in the forward PINN (Wang, Teng & Perdikaris 2021:
-lambda_k = sum_j |grad_theta L_j| / |grad_theta L_k| over the network's parameters theta,
-every ``weight_every`` steps, with momentum).
+Each is positive by parametrization, value = exp(raw). The loss is a data term (mean squared
+misfit at the observations) plus the PDE residual on fresh collocation points each step,
+balanced by grad-norm weighting over the network's parameters (Wang, Teng & Perdikaris 2021).
+Adam trains network and coefficients (the coefficients with their own learning rate
+``inverse.coeff_lr``); for the first ``inverse.data_warmup`` of the Adam steps the residual's
+gradient reaches only the coefficients, so the network first follows the data. Then the
+quasi-Newton phase (dense self-scaled Broyden in float64 by default, ``qn.method``) minimises
+the same loss over network and coefficients together.
 
-By default (``constraints="hard"``) the known initial and boundary data of the problem are
-built into the network (``pdes.pinn``'s hard constraints), so only the coefficients are
-unknown; ``constraints="none"`` uses no initial/boundary information, only data and
-residual (the setting of Raissi, Perdikaris & Karniadakis 2019, J. Comput. Phys. 378,
-section 4.1.2).
+By default (``constraints="hard"``) the known initial and boundary data are built into the
+network, so only the coefficients are unknown; ``constraints="none"`` uses no initial/boundary
+information, only data and residual (the setting of Raissi, Perdikaris & Karniadakis 2019,
+J. Comput. Phys. 378, section 4.1.2).
 
-``ensemble=M`` trains M members in ONE compiled program (``jax.vmap`` over stacked
-parameters and keys): members differ by network initialisation, collocation points,
-a log-normal jitter of the initial guesses and, when ``bootstrap`` is on, a bootstrap
-resample of the observations (multinomial weights), so the spread of the estimates
-reflects the noise in the data as well as the optimisation. The result gives mean and
-standard deviation (ddof=1) of each estimate.
+``ensemble=M`` trains M members in ONE compiled program (stacked parameters): members differ
+by network initialisation, collocation points, a log-normal jitter of the initial guesses
+(``inverse.init_spread``) and, when ``inverse.bootstrap`` is on, a bootstrap resample of the
+observations, so the spread of the estimates reflects the noise in the data as well as the
+optimisation. The result gives mean and standard deviation (ddof=1) of each estimate.
 
-Synthetic observations (``synthetic_observations``) sample the exact solution at
-``n_obs`` uniform random points of the domain and add Gaussian noise of standard deviation
+Synthetic observations (``synthetic_observations``) sample the exact solution at ``n_obs``
+uniform random points of the domain and add Gaussian noise of standard deviation
 ``noise * std(u_exact at those points)`` (the convention of Raissi et al. 2019, so
 ``noise=0.01`` is "1% noise").
 
-Observation files are netCDF Datasets with a variable ``u`` either scattered (dim
-``obs``, with variables or coordinates ``t`` and ``x`` along it) or gridded (dims
-``t``, ``x`` with coordinates ``t``, ``x``).
+Observation files are netCDF Datasets with a variable ``u`` either scattered (dim ``obs``,
+with variables or coordinates ``t`` and ``x`` along it) or gridded (dims ``t``, ``x`` with
+coordinates ``t``, ``x``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import xarray as xr
 
-from pdes.pinn.configs import PINNConfig, convert_value
-from pdes.pinn.core import PINN, build_pinn
-from pdes.pinn.precision import all_finite, cast_floats, x64_if
+from pdes.pinn.configs import (
+    AdamConfig,
+    InverseConfig,
+    NetworkConfig,
+    PINNConfig,
+    QNConfig,
+    RunConfig,
+    SamplingConfig,
+    parse_overrides,
+)
+from pdes.pinn.core import build_pinn
+from pdes.pinn.phases import PROGRAMS, default_member_batch, fit, member_mesh, shard_members
+from pdes.pinn.precision import uses_float64, x64_if
 from pdes.pinn.residuals import Field, d_t, heat_residual, u_ux_uxx, wave_residual
-from pdes.pinn.train import problem_kind
+from pdes.pinn.train import checkpoint_identity, problem_kind
 from pdes.problems import Burgers, Heat, Wave, problem_params
 
 __all__ = [
     "INVERSE_PRESETS",
     "UNKNOWNS",
     "IdentifyResult",
-    "InverseConfig",
     "burgers_inverse_residual",
     "exact_at_points",
     "get_inverse_config",
@@ -88,14 +97,6 @@ def burgers_inverse_residual(u: Field, t: jax.Array, x: jax.Array, l1: jax.Array
     """u_t + l1 u u_x - l2 u_xx. t, x: (N,) -> (N,)."""
     val, u_x, u_xx = u_ux_uxx(u, t, x)
     return d_t(u)(t, x) + l1 * val * u_x - l2 * u_xx
-
-
-# Every residual is affine in theta: heat theta = alpha, wave theta = c^2, burgers theta = (l1, l2).
-_THETA_TO_COEFFS: dict[str, Callable[[jax.Array], dict[str, jax.Array]]] = {
-    "heat": lambda th: {"alpha": th[0]},
-    "wave": lambda th: {"c": jnp.sqrt(th[0])},
-    "burgers": lambda th: {"l1": th[0], "l2": th[1]},
-}
 
 
 def _residual(kind: str) -> Callable[..., jax.Array]:
@@ -125,152 +126,82 @@ def true_coefficients(problem: Heat | Wave | Burgers) -> dict[str, float]:
 
 # ----------------------------------------------------------------------------- configs
 
+CONSTRAINTS = ("hard", "none")
 
-@dataclass(frozen=True)
-class InverseConfig:
-    """An inverse run. ``pinn``: the network, collocation, Adam schedule and grad-norm settings
-    (a ``PINNConfig``; its hard_ic/hard_bc are set from ``constraints``, its sampler must be
-    "uniform" or "sobol"). ``coeff_lr``: peak Adam learning rate of the raw (log) coefficients,
-    with the same warm-up/decay shape as the network's. ``init``: the initial guesses
-    ((name, value), ...). ``init_spread``: std of the log-normal jitter of the initial guesses
-    across ensemble members (member 0 of a single run starts at ``init`` exactly).
-    ``bootstrap``: ensemble members see bootstrap resamples of the observations.
-    ``average_last``: the reported estimate of a member is the mean of its coefficient
-    over this fraction of the final steps (iterate averaging; 0 takes the last value).
-    ``data_warmup``: for this fraction of the first steps the network is fitted to the data
-    only (the residual's gradient reaches the coefficients, not the network), so the
-    coefficients first track the least-squares fit to a network that follows the data
-    instead of dragging it toward the initial guess's physics.
-    ``lbfgs_steps``: then this many L-BFGS steps (optax, zoom line search) on network and
-    coefficients together, in ``lbfgs_dtype``, on ``lbfgs_n_res`` collocation points redrawn
-    every ``lbfgs_resample_every`` steps, with the final grad-norm weights of the Adam phase
-    (the full-batch optimizer Raissi et al. 2019 used). The estimate is then the final value.
-    ``ls_init``: at the end of the data warm-up, set the coefficients to the least-squares fit
-    of the residual of the data-fitted network (every residual here is affine in alpha, c^2,
-    l1 and l2), which removes most of the dependence on the initial guess."""
-
-    pinn: PINNConfig
-    coeff_lr: float = 1e-2
-    init: tuple[tuple[str, float], ...] = ()
-    constraints: str = "hard"
-    init_spread: float = 0.3
-    bootstrap: bool = True
-    average_last: float = 0.1
-    data_warmup: float = 0.2
-    lbfgs_steps: int = 0
-    lbfgs_n_res: int = 2048
-    lbfgs_resample_every: int = 500
-    lbfgs_dtype: str = "float64"
-    ls_init: bool = False
-
-    def __post_init__(self) -> None:
-        if self.constraints not in ("hard", "none"):
-            raise ValueError(f"constraints must be 'hard' or 'none', got {self.constraints!r}")
-        if self.pinn.sampler not in ("uniform", "sobol"):
-            raise ValueError(f"sampler must be 'uniform' or 'sobol' in inverse runs, got {self.pinn.sampler!r}")
-        if self.pinn.causal:
-            raise ValueError("causal weighting is not supported in inverse runs (set causal=false)")
-        for name in ("coeff_lr", "init_spread", "average_last", "data_warmup"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if not self.coeff_lr > 0:
-            raise ValueError(f"coeff_lr must be positive, got {self.coeff_lr!r}")
-        if self.init_spread < 0:
-            raise ValueError(f"init_spread must be >= 0, got {self.init_spread!r}")
-        for name in ("average_last", "data_warmup"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
-        for name in ("lbfgs_steps", "lbfgs_n_res", "lbfgs_resample_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "lbfgs_steps" else 1):
-                raise ValueError(f"{name} must be a {'non-negative' if name == 'lbfgs_steps' else 'positive'} "
-                                 f"integer, got {value!r}")
-        if self.lbfgs_dtype not in ("float32", "float64"):
-            raise ValueError(f"lbfgs_dtype must be float32 or float64, got {self.lbfgs_dtype!r}")
-        for name, value in self.init:
-            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise ValueError(f"initial guess of {name} must be a positive finite number, got {value!r}")
-
-    @property
-    def steps(self) -> int:
-        return self.pinn.steps
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"pinn": self.pinn.to_dict(), "coeff_lr": self.coeff_lr, "init": dict(self.init),
-                "constraints": self.constraints, "init_spread": self.init_spread, "bootstrap": self.bootstrap,
-                "average_last": self.average_last, "data_warmup": self.data_warmup,
-                "lbfgs_steps": self.lbfgs_steps, "lbfgs_n_res": self.lbfgs_n_res,
-                "lbfgs_resample_every": self.lbfgs_resample_every, "lbfgs_dtype": self.lbfgs_dtype,
-                "ls_init": self.ls_init}
-
-
-_NET = PINNConfig(arch="modified_mlp", width=32, depth=3, activation="tanh", rwf=True, hard_ic=True, hard_bc=True,
-                  n_res=1024, sampler="sobol", weighting="gradnorm", weight_every=100, weight_momentum=0.9,
-                  causal=False, steps=4000, lr=3e-3, warmup_steps=100, decay_rate=0.9, decay_steps=400,
-                  log_every=200)
-
-# Default presets. Initial guesses are fixed numbers, not the truth: 1 for alpha and c (a
-# factor 10 and 2 away from the presets), and for Burgers l1 = 0.5 and l2 = exp(-6) = 0.0025,
+# Default presets: small float64 networks with the known initial/boundary data built in, Adam,
+# then the dense self-scaled Broyden method (Urban, Stefanou & Pons 2025) on network and
+# coefficients together. Initial guesses are fixed numbers, not the truth: 1 for alpha and c
+# (a factor 10 and 2 away from the presets), and for Burgers l1 = 0.5 and l2 = exp(-6) = 0.0025,
 # the starting value of Raissi et al. (2019) (their code: lambda_2 = -6, nu = exp(lambda_2)).
-INVERSE_PRESETS: dict[str, InverseConfig] = {
-    "heat": InverseConfig(pinn=replace(_NET, arch="mlp", width=32, depth=3, steps=2000, decay_steps=300),
-                          coeff_lr=0.05, init=(("alpha", 1.0),), lbfgs_steps=500),
-    "wave": InverseConfig(pinn=replace(_NET, width=64, depth=3, fourier_features=32, fourier_scale=2.0, steps=3000,
-                                       lr=2e-3),
-                          coeff_lr=0.05, init=(("c", 1.0),), lbfgs_steps=1000),
-    "burgers": InverseConfig(pinn=replace(_NET, width=32, depth=4, x_modes=1, n_res=1024, steps=2000,
-                                          decay_steps=200),
-                             coeff_lr=0.05, init=(("l1", 0.5), ("l2", math.exp(-6.0))), lbfgs_steps=2000),
+# Errors and times over seeds: benchmarks/results/inverse.md.
+INVERSE_PRESETS: dict[str, PINNConfig] = {
+    "heat": PINNConfig(
+        network=NetworkConfig(arch="mlp", width=32, depth=3, x_modes=2, dtype="float64"),
+        sampling=SamplingConfig(n_res=1024, sampler="sobol"),
+        adam=AdamConfig(steps=1000, lr=3e-3, decay_steps=300), run=RunConfig(log_every=250),
+        qn=QNConfig(method="ssbroyden", steps=1000, n_res=2048, resample_every=1000),
+        inverse=InverseConfig(init=(("alpha", 1.0),))),
+    "wave": PINNConfig(
+        network=NetworkConfig(arch="mlp", width=32, depth=3, x_modes=1, fourier_features=16, fourier_scale=2.0,
+                              rwf=False, dtype="float64"),
+        sampling=SamplingConfig(n_res=1024, sampler="sobol"),
+        adam=AdamConfig(steps=1500, lr=2e-3, decay_steps=500), run=RunConfig(log_every=250),
+        qn=QNConfig(method="ssbroyden", steps=1000, n_res=2048, resample_every=1000),
+        inverse=InverseConfig(init=(("c", 1.0),))),
+    "burgers": PINNConfig(
+        network=NetworkConfig(arch="mlp", width=20, depth=3, rwf=False, odd_symmetric=True, dtype="float64"),
+        sampling=SamplingConfig(n_res=1024, sampler="sobol"),
+        adam=AdamConfig(steps=1000, lr=3e-3, decay_steps=300), run=RunConfig(log_every=250),
+        qn=QNConfig(method="ssbroyden", steps=2000, n_res=4096, resample_every=1000),
+        inverse=InverseConfig(init=(("l1", 0.5), ("l2", math.exp(-6.0))))),
 }
 
 
-_INVERSE_FIELDS = {"coeff_lr": float, "init_spread": float, "average_last": float, "data_warmup": float,
-                   "constraints": str, "bootstrap": bool, "lbfgs_steps": int, "lbfgs_n_res": int,
-                   "lbfgs_resample_every": int, "lbfgs_dtype": str, "ls_init": bool}
-
-
-def _parse_inverse(key: str, value: Any) -> Any:
-    return convert_value(key, value, _INVERSE_FIELDS[key].__name__)
-
-
-def get_inverse_config(kind: str, *, base: InverseConfig | None = None, steps: int | None = None,
+def get_inverse_config(kind: str, *, base: PINNConfig | None = None, steps: int | None = None,
                        constraints: str | None = None, init: Mapping[str, float] | None = None,
-                       overrides: Mapping[str, Any] | None = None) -> InverseConfig:
+                       overrides: Mapping[str, Any] | None = None) -> PINNConfig:
     """The preset of ``kind`` ("burgers", "heat", "wave") (or ``base``), then ``overrides``
-    ({field: value}, values may be strings as from ``--set KEY=VALUE``: InverseConfig fields
-    such as coeff_lr, bootstrap, data_warmup, or any PINNConfig field such as width, lr),
-    ``init`` ({name: initial guess}), ``constraints`` and ``steps``. Unknown keys raise ValueError."""
-    from pdes.pinn.configs import parse_overrides
-
+    ({"section.field": value}, values may be strings as from ``--set KEY=VALUE``, e.g.
+    "inverse.coeff_lr", "qn.steps", "network.width"), ``init`` ({name: initial guess}),
+    ``constraints`` ("hard": initial/boundary data built in; "none": data and residual only) and
+    ``steps`` (Adam steps). Unknown keys raise ValueError."""
     if kind not in INVERSE_PRESETS:
         raise ValueError(f"no inverse preset for {kind!r}; known: {', '.join(INVERSE_PRESETS)}")
+    if base is not None and not isinstance(base, PINNConfig):
+        raise ValueError(f"config must be a PINNConfig, got {type(base).__name__}")
     cfg = base if base is not None else INVERSE_PRESETS[kind]
-    if base is not None and not isinstance(base, InverseConfig):
-        raise ValueError(f"config must be an InverseConfig, got {type(base).__name__}")
-    overrides = dict(overrides or {})
-    mine = {k: _parse_inverse(k, overrides.pop(k)) for k in list(overrides) if k in _INVERSE_FIELDS}
-    pinn_changes = parse_overrides(overrides, source="inverse overrides")  # unknown keys: ValueError
-    pinn = replace(cfg.pinn, **pinn_changes) if pinn_changes else cfg.pinn
+    changes = parse_overrides(overrides, source="identify overrides")
     if init:
         unknown = sorted(set(init) - set(UNKNOWNS[kind]))
         if unknown:
             raise ValueError(f"unknown coefficient(s) {unknown} for {kind}; its unknowns are {list(UNKNOWNS[kind])}")
-        merged = dict(cfg.init)
+        merged = dict(changes.get("inverse.init", cfg.inverse.init))
         for k, v in init.items():
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
                 raise ValueError(f"initial guess of {k} must be a positive finite number, got {v!r}")
             merged[k] = float(v)
-        mine["init"] = tuple(merged.items())
+        changes["inverse.init"] = tuple(merged.items())
     if constraints is not None:
-        mine["constraints"] = constraints
+        if constraints not in CONSTRAINTS:
+            raise ValueError(f"constraints must be 'hard' or 'none', got {constraints!r}")
+        changes["network.hard_ic"] = changes["network.hard_bc"] = constraints == "hard"
+        if constraints == "none":
+            changes["network.odd_symmetric"] = False  # a symmetry of the initial data is known data too
     if steps is not None:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
             raise ValueError(f"steps must be a positive integer, got {steps!r}")
-        pinn = replace(pinn, steps=steps, log_every=min(pinn.log_every, steps))
-    cfg = replace(cfg, pinn=pinn, **mine)
-    hard = cfg.constraints == "hard"
-    return replace(cfg, pinn=replace(cfg.pinn, hard_ic=hard, hard_bc=hard))
+        changes["adam.steps"] = steps
+        changes["run.log_every"] = min(changes.get("run.log_every", cfg.run.log_every), steps)
+    cfg = cfg.updated(changes) if changes else cfg
+    missing = [n for n in UNKNOWNS[kind] if n not in dict(cfg.inverse.init)]
+    if missing:
+        raise ValueError(f"config has no initial guess for {missing} (set inverse.init or --init NAME=VALUE)")
+    return cfg
+
+
+def constraints_of(cfg: PINNConfig) -> str:
+    """"hard" when the initial and boundary data are built into the network, else "none"."""
+    return "hard" if cfg.network.hard_ic and cfg.network.hard_bc else "none"
 
 
 # ----------------------------------------------------------------------------- observations
@@ -378,173 +309,6 @@ def _truth_from_attrs(ds: xr.Dataset, kind: str) -> dict[str, float] | None:
     return truth
 
 
-# ----------------------------------------------------------------------------- training
-
-
-class MemberState(NamedTuple):
-    """One member's training state (stacked along a leading axis for an ensemble)."""
-
-    params: Any
-    raw: dict[str, jax.Array]
-    opt_net: Any
-    opt_raw: Any
-    weights: dict[str, jax.Array]
-    key: jax.Array
-    avg: dict[str, jax.Array]
-
-
-def _coeff_adam(cfg: InverseConfig) -> optax.GradientTransformation:
-    c = cfg.pinn
-    schedule = optax.warmup_exponential_decay_schedule(
-        init_value=0.0 if c.warmup_steps else cfg.coeff_lr, peak_value=cfg.coeff_lr, warmup_steps=c.warmup_steps,
-        transition_steps=c.decay_steps, decay_rate=c.decay_rate)
-    # b2 = 0.99 (not 0.999): the early, large residual gradients of a far-off initial guess
-    # must not keep the step small for the ~1000 steps a long second-moment memory lasts.
-    return optax.adam(schedule, b2=0.99)
-
-
-@dataclass(frozen=True, eq=False)
-class _Trainer:
-    """Pure, vmappable pieces of an inverse run."""
-
-    pinn: PINN
-    cfg: InverseConfig
-    names: tuple[str, ...]
-    residual: Callable[..., jax.Array]
-
-    def coeffs(self, raw: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        return {n: jnp.exp(raw[n]) for n in self.names}
-
-    def terms(self, params: Any, raw: dict[str, jax.Array], batch: dict[str, jax.Array],
-              obs: dict[str, jax.Array], w_obs: jax.Array, gate: jax.Array | float = 1.0) -> dict[str, jax.Array]:
-        """{"data": weighted mean squared misfit, "res": mean squared residual}. ``gate`` scales
-        the residual's gradient with respect to the network (0 in the data warm-up), not its value."""
-        if not (isinstance(gate, float) and gate == 1.0):
-            params_r = jax.tree.map(lambda p: jax.lax.stop_gradient(p) + gate * (p - jax.lax.stop_gradient(p)), params)
-        else:
-            params_r = params
-        u = self.pinn.field(params_r)
-        r = self.residual(u, batch["t"], batch["x"], **self.coeffs(raw))
-        pred = self.pinn.apply(params, obs["t"], obs["x"])
-        data = jnp.sum(w_obs * (pred - obs["u"]) ** 2) / jnp.sum(w_obs)
-        return {"data": data, "res": jnp.mean(r**2)}
-
-    def init(self, key: jax.Array, raw0: dict[str, jax.Array]) -> MemberState:
-        k_net, k_run = jax.random.split(key)
-        params = self.pinn.init(k_net)
-        dtype = jax.tree.leaves(params)[0].dtype
-        raw = {n: jnp.asarray(raw0[n], dtype) for n in self.names}
-        return MemberState(params, raw, self.pinn.adam().init(params), _coeff_adam(self.cfg).init(raw),
-                           {"data": jnp.ones((), dtype), "res": jnp.ones((), dtype)}, k_run,
-                           {n: jnp.zeros((), dtype) for n in self.names})
-
-    def balance(self, s: MemberState, batch: dict, obs: dict, w_obs: jax.Array) -> dict[str, jax.Array]:
-        """Grad-norm weights over the network parameters, blended with momentum."""
-        m = self.cfg.pinn.weight_momentum
-        norms = {k: optax.global_norm(jax.grad(lambda q, k=k: self.terms(q, s.raw, batch, obs, w_obs)[k])(s.params))
-                 for k in ("data", "res")}
-        total = norms["data"] + norms["res"]
-        return {k: m * s.weights[k] + (1 - m) * jax.lax.stop_gradient(total / jnp.maximum(norms[k], 1e-30))
-                for k in norms}
-
-    def step(self, s: MemberState, obs: dict, w_obs: jax.Array, do_balance: jax.Array,
-             avg_on: jax.Array, gate: jax.Array) -> tuple[MemberState, dict[str, jax.Array]]:
-        """One Adam step of one member on fresh collocation points."""
-        c = self.cfg.pinn
-        dtype = jax.tree.leaves(s.params)[0].dtype
-        key, k_batch = jax.random.split(s.key)
-        batch = self.pinn.sample(k_batch, c.n_res, dtype)
-        weights = jax.lax.cond(do_balance, lambda: self.balance(s, batch, obs, w_obs), lambda: s.weights) \
-            if c.weighting == "gradnorm" else s.weights
-
-        def loss_fn(params, raw):
-            terms = self.terms(params, raw, batch, obs, w_obs, gate)
-            return weights["data"] * terms["data"] + weights["res"] * terms["res"], terms
-
-        (loss, terms), (g_net, g_raw) = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(s.params, s.raw)
-        upd, opt_net = self.pinn.adam().update(g_net, s.opt_net, s.params)
-        params = optax.apply_updates(s.params, upd)
-        upd_raw, opt_raw = _coeff_adam(self.cfg).update(g_raw, s.opt_raw, s.raw)
-        raw = optax.apply_updates(s.raw, upd_raw)
-        avg = {n: s.avg[n] + jnp.where(avg_on, jnp.exp(raw[n]), 0.0) for n in self.names}
-        metrics = {"loss": loss, "loss_data": terms["data"], "loss_res": terms["res"],
-                   "weight_data": weights["data"], "weight_res": weights["res"],
-                   **{n: jnp.exp(raw[n]) for n in self.names}}
-        return MemberState(params, raw, opt_net, opt_raw, weights, key, avg), metrics
-
-    def chunk(self, states: MemberState, step0: jax.Array, obs: dict, w_obs: jax.Array, avg_from: jax.Array,
-              warm_until: jax.Array, n_steps: int) -> tuple[MemberState, dict[str, jax.Array]]:
-        """n_steps steps of every member (leading axis of ``states`` and ``w_obs``) in one
-        lax.scan; the grad-norm switch and the step counter are shared (unbatched), so
-        lax.cond stays a real branch under vmap. Returns the last step's metrics, (M,) each."""
-        every = self.cfg.pinn.weight_every
-        member_step = jax.vmap(self.step, in_axes=(0, None, 0, None, None, None))
-        dtype = jax.tree.leaves(states.params)[0].dtype
-
-        def one(carry, i):
-            s = carry
-            step = step0 + i
-            gate = jnp.where(step >= warm_until, 1.0, 0.0).astype(dtype)
-            s, metrics = member_step(s, obs, w_obs, step % every == 0, step >= avg_from, gate)
-            return s, metrics
-
-        states, metrics = jax.lax.scan(one, states, jnp.arange(n_steps))
-        return states, jax.tree.map(lambda a: a[-1], metrics)
-
-
-    def project(self, s: MemberState, key: jax.Array, kind: str) -> MemberState:
-        """Coefficients set to the least-squares fit of the residual r = a + B theta of the
-        current network on a fresh batch (theta: alpha, c^2 or (l1, l2)); a fit <= 0 keeps the
-        current value. The coefficients' Adam state restarts."""
-        dtype = jax.tree.leaves(s.params)[0].dtype
-        batch = self.pinn.sample(key, self.cfg.pinn.n_res, dtype)
-        u = self.pinn.field(s.params)
-        to_coeffs = _THETA_TO_COEFFS[kind]
-        k = len(self.names)
-
-        def res(theta):
-            return jax.lax.stop_gradient(self.residual(u, batch["t"], batch["x"], **to_coeffs(theta)))
-
-        a = res(jnp.zeros((k,), dtype))
-        b = jnp.stack([res(jnp.eye(k, dtype=dtype)[i]) - a for i in range(k)], axis=1)  # (N, k)
-        theta = jnp.linalg.solve(b.T @ b, -(b.T @ a))
-        fitted = to_coeffs(theta)
-        raw = {n: jnp.where(theta[i] > 0, jnp.log(jnp.maximum(fitted[n], 1e-30)), s.raw[n])
-               for i, n in enumerate(self.names)}
-        return s._replace(raw=raw, opt_raw=_coeff_adam(self.cfg).init(raw))
-
-    # ------------------------------------------------------------- L-BFGS phase
-    def lbfgs(self) -> optax.GradientTransformationExtraArgs:
-        return optax.lbfgs(memory_size=20, linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=30))
-
-    def lbfgs_batch(self, key: jax.Array, dtype) -> dict[str, jax.Array]:
-        return self.pinn.sample(key, self.cfg.lbfgs_n_res, dtype)
-
-    def lbfgs_member(self, q: tuple[Any, dict], opt_state: Any, weights: dict, batch: dict, obs: dict,
-                     w_obs: jax.Array, n_steps: int) -> tuple[tuple[Any, dict], Any, dict[str, jax.Array]]:
-        """n_steps L-BFGS steps of one member on q = (params, raw) with a fixed batch."""
-        tx = self.lbfgs()
-
-        def objective(qq):
-            terms = self.terms(qq[0], qq[1], batch, obs, w_obs)
-            return weights["data"] * terms["data"] + weights["res"] * terms["res"]
-
-        value_and_grad = optax.value_and_grad_from_state(objective)
-
-        def one(carry, _):
-            qq, st = carry
-            value, grad = value_and_grad(qq, state=st)
-            updates, st = tx.update(grad, st, qq, value=value, grad=grad, value_fn=objective)
-            return (optax.apply_updates(qq, updates), st), value
-
-        (q, opt_state), _ = jax.lax.scan(one, (q, opt_state), None, length=n_steps)
-        terms = self.terms(q[0], q[1], batch, obs, w_obs)
-        metrics = {"loss": weights["data"] * terms["data"] + weights["res"] * terms["res"],
-                   "loss_data": terms["data"], "loss_res": terms["res"], "weight_data": weights["data"],
-                   "weight_res": weights["res"], **{n: jnp.exp(q[1][n]) for n in self.names}}
-        return q, opt_state, metrics
-
-
 # ----------------------------------------------------------------------------- result
 
 
@@ -584,21 +348,33 @@ class IdentifyResult:
 # ----------------------------------------------------------------------------- identify
 
 
+def _fingerprint(*arrays: np.ndarray) -> str:
+    """A short hash of the observations (a checkpoint must be of the same data)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+    return h.hexdigest()[:16]
+
+
 def identify(problem: Any, observations: xr.Dataset | str | Path | None = None, *, n_obs: int = 2000,
              noise: float = 0.01, seed: int = 0, ensemble: int = 1, steps: int | None = None,
-             config: InverseConfig | None = None, init: Mapping[str, float] | None = None,
+             config: PINNConfig | None = None, init: Mapping[str, float] | None = None,
              constraints: str | None = None, bootstrap: bool | None = None,
              overrides: Mapping[str, Any] | None = None, nx: int = 256, nt: int = 100,
+             checkpoint_dir: str | Path | None = None, resume: str | Path | None = None,
              progress: bool = True, callback: Callable[[dict[str, Any]], None] | None = None) -> IdentifyResult:
     """Identify the unknown coefficients of ``problem`` (a preset name or a Heat/Wave/Burgers)
     from ``observations`` (a Dataset or a path to a netCDF file), or from ``n_obs`` synthetic
     observations with ``noise`` (relative to the solution's std) drawn with ``seed``.
 
-    ``ensemble`` M > 1 trains M members in one vmapped program and reports mean and std.
-    ``steps``, ``init`` ({name: guess}), ``constraints`` ("hard" or "none"), ``bootstrap`` and
-    ``overrides`` (see ``get_inverse_config``) override the preset (``config``, default ``INVERSE_PRESETS[kind]``). The field is
-    reconstructed on nt x nx points of the domain. Raises ValueError on bad input (before
-    any compilation)."""
+    ``ensemble`` M > 1 trains M members in one program and reports mean and std. ``steps``,
+    ``init`` ({name: guess}), ``constraints`` ("hard" or "none"), ``bootstrap`` and
+    ``overrides`` (see ``get_inverse_config``) override the preset (``config``, default
+    ``INVERSE_PRESETS[kind]``). The field is reconstructed on nt x nx points of the domain.
+    ``checkpoint_dir``/``resume``: checkpoints as in forward training (the observations must
+    be the same to resume). Raises ValueError on bad input (before any compilation)."""
+    from pdes.pinn.driver import progress_bar
+
     start = time.perf_counter()
     cpu0 = time.process_time()
     problem = _resolve_problem(problem)
@@ -610,11 +386,8 @@ def identify(problem: Any, observations: xr.Dataset | str | Path | None = None, 
     _check_count("nt", nt, minimum=2)
     ov = dict(overrides or {})
     if bootstrap is not None:
-        ov["bootstrap"] = bool(bootstrap)
+        ov["inverse.bootstrap"] = bool(bootstrap)
     cfg = get_inverse_config(kind, base=config, steps=steps, constraints=constraints, init=init, overrides=ov)
-    missing = [n for n in names if n not in dict(cfg.init)]
-    if missing:
-        raise ValueError(f"config has no initial guess for {missing}")
 
     # observations
     if observations is None:
@@ -634,18 +407,20 @@ def identify(problem: Any, observations: xr.Dataset | str | Path | None = None, 
     t_obs, x_obs, u_obs = observations_from_dataset(obs_ds, problem)
     n = u_obs.size
 
-    # members: initial guesses, bootstrap weights, keys
+    # members: initial guesses, bootstrap weights
+    m = int(ensemble)
     rng = np.random.default_rng([seed, 1])
-    init0 = np.array([math.log(dict(cfg.init)[k]) for k in names])
-    jitter = rng.normal(0.0, cfg.init_spread, (ensemble, len(names))) if ensemble > 1 else np.zeros((1, len(names)))
-    raw0 = {k: init0[i] + jitter[:, i] for i, k in enumerate(names)}
-    if ensemble > 1 and cfg.bootstrap:
-        w_obs = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(ensemble)]).astype(np.float64)
+    guesses = dict(cfg.inverse.init)
+    log0 = np.array([math.log(guesses[k]) for k in names])
+    jitter = rng.normal(0.0, cfg.inverse.init_spread, (m, len(names))) if m > 1 else np.zeros((1, len(names)))
+    start_values = np.exp(log0[None, :] + jitter)  # (M, k)
+    per_member = m > 1 and cfg.inverse.bootstrap
+    if per_member:
+        w_obs = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(m)]).astype(np.float64)
     else:
-        w_obs = np.ones((ensemble, n))
+        w_obs = np.ones((1, n))
 
-    pinn = build_pinn(problem, cfg.pinn)
-    trainer = _Trainer(pinn, cfg, names, _residual(kind))
+    pinn = build_pinn(problem, cfg, unknowns=names, residual=_residual(kind), coeffs=guesses, with_data=True)
     t_grid = np.linspace(0.0, float(problem.t_end), nt)
     x_grid = np.linspace(float(problem.x_min), float(problem.x_max), nx)
     u_ref = None
@@ -654,111 +429,78 @@ def identify(problem: Any, observations: xr.Dataset | str | Path | None = None, 
 
         u_ref = np.asarray(exact_solution(_with_truth(problem, truth), t_grid, x_grid), dtype=np.float64)
 
-    c = cfg.pinn
-    dtype = jnp.float64 if c.dtype == "float64" else jnp.float32
-    history: list[dict[str, Any]] = []
-    total = c.steps + cfg.lbfgs_steps
-    from tqdm.auto import tqdm
+    f64 = cfg.network.dtype == "float64"
+    dtype = jnp.float64 if f64 else jnp.float32
+    key = jax.random.key(seed)
+    stacked = m > 1
+    mesh = member_mesh(m) if stacked else None
+    with x64_if(f64):
+        obs = {"t": jnp.asarray(t_obs, dtype), "x": jnp.asarray(x_obs, dtype), "u": jnp.asarray(u_obs, dtype)}
+        if per_member:
+            obs = {k: jnp.broadcast_to(v, (m, n)) for k, v in obs.items()}
+            obs["w"] = jnp.asarray(w_obs, dtype)
+        else:
+            obs["w"] = jnp.asarray(w_obs[0], dtype)
+        if stacked:
+            starts = {k: jnp.asarray(start_values[:, i], dtype) for i, k in enumerate(names)}
+            params = jax.vmap(lambda k, c: pinn.init(k, c))(jax.random.split(jax.random.fold_in(key, 0), m), starts)
+            state = jax.vmap(pinn.init_train_state)(params, jax.random.split(jax.random.fold_in(key, 1), m))
+            state = shard_members(state, mesh)
+            qn_keys = jax.random.split(jax.random.fold_in(key, 2), m)
 
-    bar = tqdm(total=total, disable=not progress, file=sys.stderr, desc=f"identify {kind}", dynamic_ncols=True,
-               leave=False)
-    step = 0
-    stopped = "completed"
+            def qn_key(step: int) -> jax.Array:
+                return jax.vmap(lambda k: jax.random.fold_in(k, step))(qn_keys)
+        else:
+            params = pinn.init(jax.random.fold_in(key, 0), {k: float(start_values[0, i]) for i, k in enumerate(names)})
+            state = pinn.init_train_state(params, jax.random.fold_in(key, 1))
 
-    def record(metrics: dict[str, Any], params: Any, predict: Callable, phase: int) -> None:
-        row: dict[str, Any] = {"step": step, "phase": phase, **{m: np.asarray(v) for m, v in metrics.items()}}
+            def qn_key(step: int) -> jax.Array:
+                return jax.random.fold_in(key, 1000 + step)
+
+    def predict(p: Any) -> np.ndarray:
+        """(M, nt, nx) fields of the members."""
+        fn = PROGRAMS.get(pinn, ("predict_members", stacked), lambda: jax.jit(
+            jax.vmap(pinn.predict_grid, in_axes=(0, None, None)) if stacked else pinn.predict_grid))
+        u = np.asarray(fn(p, t_grid, x_grid), dtype=np.float64)
+        return u if stacked else u[None]
+
+    def record(metrics: dict[str, Any], p: Any, phase: int, step: int) -> dict[str, Any]:
+        row: dict[str, Any] = {"step": step, "phase": phase}
+        for name, value in metrics.items():
+            value = np.asarray(value, dtype=np.float64)
+            row[name] = value.reshape(-1) if name in names else float(np.nanmean(value))
         if u_ref is not None:
-            u_mean = np.asarray(predict(params), dtype=np.float64).mean(axis=0)
+            u_mean = predict(p).mean(axis=0)
             row["rel_l2"] = float(np.linalg.norm(u_mean - u_ref) / np.linalg.norm(u_ref))
         row["wall_time_s"] = time.perf_counter() - start
-        history.append(row)
-        bar.set_postfix({nm: f"{float(np.mean(metrics[nm])):.4g}" for nm in names}, refresh=False)
-        if callback is not None:
-            callback(row)
+        return row
 
+    total = cfg.adam.steps + cfg.qn.steps
+    identity = checkpoint_identity(pinn, members=m, observations=_fingerprint(t_obs, x_obs, u_obs, w_obs))
+    bar, close = progress_bar(total, 0, f"identify {kind}", progress, show=names)
     try:
-        # ------------------------------------------------------------ Adam (one vmapped program)
-        with x64_if(c.dtype == "float64"):
-            keys = jax.random.split(jax.random.key(seed), ensemble)
-            states = jax.jit(jax.vmap(trainer.init))(keys, {k: jnp.asarray(v, dtype) for k, v in raw0.items()})
-            obs = {"t": jnp.asarray(t_obs, dtype), "x": jnp.asarray(x_obs, dtype), "u": jnp.asarray(u_obs, dtype)}
-            w = jnp.asarray(w_obs, dtype)
-            chunk = jax.jit(trainer.chunk, static_argnums=6)
-            predict = jax.jit(jax.vmap(lambda p: pinn.predict_grid(p, t_grid, x_grid)))
-            avg_from = c.steps - int(round(cfg.average_last * c.steps))
-            n_avg = c.steps - avg_from
-            warm_until = int(round(cfg.data_warmup * c.steps))
-            project = jax.jit(jax.vmap(lambda st, kk: trainer.project(st, kk, kind)))
-            while step < c.steps:
-                if cfg.ls_init and step == warm_until and step > 0:
-                    states = project(states, jax.random.split(jax.random.key(seed + 104729), ensemble))
-                k = min(c.log_every, c.steps - step)
-                if cfg.ls_init and step < warm_until:
-                    k = min(k, warm_until - step)
-                new_states, metrics = chunk(states, jnp.asarray(step, jnp.int32), obs, w,
-                                            jnp.asarray(avg_from, jnp.int32), jnp.asarray(warm_until, jnp.int32), k)
-                if not (np.all(np.isfinite(np.asarray(metrics["loss"]))) and all_finite(new_states)):
-                    stopped = f"non-finite loss in steps {step + 1}..{step + k}; kept the state of step {step}"
-                    break
-                states = new_states
-                step += k
-                bar.update(k)
-                record(metrics, states.params, predict, 0)
-            params, raw, weights = states.params, states.raw, states.weights
-            if step == c.steps and n_avg > 0 and cfg.lbfgs_steps == 0:
-                members = {k: np.asarray(states.avg[k], dtype=np.float64) / n_avg for k in names}
-            else:
-                members = {k: np.exp(np.asarray(raw[k], dtype=np.float64)) for k in names}
-            u_members = np.asarray(predict(params), dtype=np.float64)
-
-        # ------------------------------------------------------------ L-BFGS (vmapped over members)
-        if stopped == "completed" and cfg.lbfgs_steps > 0:
-            lb64 = cfg.lbfgs_dtype == "float64" or c.dtype == "float64"
-            lb_dtype = jnp.float64 if lb64 else jnp.float32
-            with x64_if(lb64):
-                q = (cast_floats(params, lb_dtype), cast_floats(raw, lb_dtype))
-                weights = cast_floats(weights, lb_dtype)
-                obs = {kk: jnp.asarray(v, lb_dtype) for kk, v in obs.items()}
-                w = jnp.asarray(w_obs, lb_dtype)
-                lb_chunk = jax.jit(jax.vmap(trainer.lbfgs_member, in_axes=(0, 0, 0, 0, None, 0, None)),
-                                   static_argnums=6)
-                lb_init = jax.jit(jax.vmap(lambda qq: trainer.lbfgs().init(qq)))
-                lb_batch = jax.jit(jax.vmap(lambda kk: trainer.lbfgs_batch(kk, lb_dtype)))
-                predict = jax.jit(jax.vmap(lambda p: pinn.predict_grid(p, t_grid, x_grid)))
-                base = jax.random.key(seed + 7919)
-                batch = opt_state = None
-                while step < total:
-                    kk = step - c.steps
-                    if batch is None or kk % cfg.lbfgs_resample_every == 0:
-                        batch = lb_batch(jax.random.split(jax.random.fold_in(base, step), ensemble))
-                        opt_state = lb_init(q)
-                    n = min(c.log_every, total - step, cfg.lbfgs_resample_every - kk % cfg.lbfgs_resample_every)
-                    new_q, new_opt, metrics = lb_chunk(q, opt_state, weights, batch, obs, w, n)
-                    if not (np.all(np.isfinite(np.asarray(metrics["loss"]))) and all_finite(new_q)):
-                        stopped = (f"non-finite loss in the L-BFGS steps {step + 1}..{step + n}; kept the state "
-                                   f"of step {step}")
-                        break
-                    q, opt_state = new_q, new_opt
-                    step += n
-                    bar.update(n)
-                    record(metrics, q[0], predict, 1)
-                members = {k: np.exp(np.asarray(q[1][k], dtype=np.float64)) for k in names}
-                u_members = np.asarray(predict(q[0]), dtype=np.float64)
+        result, _ = fit(pinn, state, qn_key=qn_key, obs=obs, members=m if stacked else None,
+                        member_batch=default_member_batch(None, m), mesh=mesh, obs_per_member=per_member,
+                        record=record, callbacks=[bar] + ([callback] if callback is not None else []),
+                        checkpoint_dir=checkpoint_dir, resume=resume,
+                        meta={**identity, "config": cfg.to_dict(), "seed": seed}, expect=identity)
     finally:
-        bar.close()
-    if stopped != "completed":
-        print(f"pdes: warning: NaN guard: {stopped}", file=sys.stderr)
+        close()
+    final = result.state.params
+    with x64_if(uses_float64(final)):
+        members = {k: np.exp(np.asarray(final["coeffs"][k], dtype=np.float64)).reshape(-1) for k in names}
+        u_members = predict(final)
     wall = time.perf_counter() - start
     cpu = time.process_time() - cpu0
 
     estimates = {k: float(np.mean(members[k])) for k in names}
-    std = {k: float(np.std(members[k], ddof=1)) if ensemble > 1 else 0.0 for k in names}
+    std = {k: float(np.std(members[k], ddof=1)) if m > 1 else 0.0 for k in names}
     rel_error = {k: abs(estimates[k] - truth[k]) / abs(truth[k]) for k in names} if truth is not None else None
     u_mean = u_members.mean(axis=0)
     rel_l2 = float(np.linalg.norm(u_mean - u_ref) / np.linalg.norm(u_ref)) if u_ref is not None else math.nan
-    ds = _result_dataset(problem, kind, cfg, seed, wall, t_grid, x_grid, u_members, u_ref, history, names,
-                         estimates, std, truth, rel_error, (t_obs, x_obs, u_obs), rel_l2, step, stopped, source,
-                         obs_ds.attrs.get("noise", noise if observations is None else None), ensemble)
+    ds = _result_dataset(problem, kind, cfg, seed, wall, t_grid, x_grid, u_members, u_ref, result.history, names,
+                         estimates, std, truth, rel_error, (t_obs, x_obs, u_obs), rel_l2, result.step, result.stopped,
+                         source, obs_ds.attrs.get("noise", noise if observations is None else None))
     ds.attrs["cpu_time_s"] = cpu
     return IdentifyResult(ds, estimates, std, members, truth, rel_error, wall, {"cpu_time_s": cpu})
 
@@ -775,13 +517,13 @@ def _with_truth(problem: Heat | Wave | Burgers, truth: Mapping[str, float]) -> H
 
 
 def _result_dataset(problem, kind, cfg, seed, wall, t_grid, x_grid, u_members, u_ref, history, names, estimates, std,
-                    truth, rel_error, obs, rel_l2, steps_done, stopped, source, noise, ensemble) -> xr.Dataset:
+                    truth, rel_error, obs, rel_l2, steps_done, stopped, source, noise) -> xr.Dataset:
     from pdes.solution import solution_dataset
 
     m = u_members.shape[0]
     attrs: dict[str, Any] = {"unknowns": ",".join(names), "ensemble": m, "n_obs": int(obs[2].size),
                              "observations": source, "rel_l2": rel_l2, "steps_done": int(steps_done),
-                             "stopped": stopped, "constraints": cfg.constraints}
+                             "stopped": stopped, "constraints": constraints_of(cfg)}
     if noise is not None:
         attrs["noise"] = float(noise)
     for k in names:
@@ -805,10 +547,10 @@ def _result_dataset(problem, kind, cfg, seed, wall, t_grid, x_grid, u_members, u
         steps = np.array([h["step"] for h in history], dtype=np.float64)
         scalar = ["loss", "loss_data", "loss_res", "weight_data", "weight_res"]
         for key in scalar:
-            data[f"history_{key}"] = xr.DataArray(np.array([np.mean(h[key]) for h in history]), dims=("step",),
-                                                  attrs={"long_name": f"{key} (mean over members)"})
+            data[f"history_{key}"] = xr.DataArray(np.array([np.mean(h.get(key, math.nan)) for h in history]),
+                                                  dims=("step",), attrs={"long_name": f"{key} (mean over members)"})
         for k in names:
-            vals = np.array([np.asarray(h[k], dtype=np.float64) for h in history])  # (steps, M)
+            vals = np.array([np.asarray(h[k], dtype=np.float64).reshape(-1) for h in history])  # (steps, M)
             data[f"history_{k}"] = xr.DataArray(vals.mean(axis=1), dims=("step",),
                                                 attrs={"long_name": f"estimate of {_LONG_NAMES[k]} (member mean)"})
             if m > 1:
@@ -828,23 +570,20 @@ def _result_dataset(problem, kind, cfg, seed, wall, t_grid, x_grid, u_members, u
 # ----------------------------------------------------------------------------- plot
 
 
-def plot_identify(ds: xr.Dataset, path: str | Path) -> Path:
+def plot_identify(ds: xr.Dataset, path: str | Path | None = None) -> Any:
     """Figure of an identify result: reconstructed field with the observation points, error
     against u_true (when present), and the estimate trajectories (with the ensemble band and
-    the true values). Written atomically; returns the path."""
-    import matplotlib
+    the true values), on a new matplotlib Figure; written atomically to ``path`` when given.
+    Returns the Figure."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from pdes.plotting import save_figure
+    from plumbing.files import save_figure
 
     names = [n for n in str(ds.attrs.get("unknowns", "")).split(",") if n]
     has_true = "u_true" in ds
     ncols = 2 + (1 if has_true else 0)
-    fig, axes = plt.subplots(1, ncols + len(names) - 1, figsize=(4.2 * (ncols + len(names) - 1), 3.6),
-                             layout="constrained")
-    axes = np.atleast_1d(axes)
+    fig = Figure(figsize=(4.2 * (ncols + len(names) - 1), 3.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, ncols + len(names) - 1))
     ax = axes[0]
     mesh = ax.pcolormesh(ds.t.values, ds.x.values, ds.u.values.T, shading="auto", cmap="RdBu_r")
     ax.scatter(ds.obs_t.values, ds.obs_x.values, s=1, c="k", alpha=0.3, linewidths=0)
@@ -880,7 +619,6 @@ def plot_identify(ds: xr.Dataset, path: str | Path) -> Path:
         ax.set_xlabel("step")
         ax.set_title(f"{k} = {est:.5g}" + (f" ± {sd:.2g}" if sd > 0 else ""))
         ax.legend(fontsize=8)
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    if path is not None:
+        save_figure(fig, path)
+    return fig

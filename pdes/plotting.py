@@ -1,22 +1,20 @@
 """Figures of solution Datasets: field heatmaps, slices at chosen times, error maps, training curves.
 
 The panel functions draw on a given matplotlib ``Axes``; ``plot_solution(ds, path)`` puts them
-together and writes the figure atomically (temporary file beside the target, then rename).
-matplotlib is imported lazily and uses the Agg backend only inside ``plot_solution``.
+together on a ``matplotlib.figure.Figure`` (no pyplot, so no global backend is switched and a
+notebook's stays as it is), writes it atomically when given a path and returns the Figure.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from pdes.solution import _chmod_default
+from plumbing.files import FIGURE_FORMATS, save_figure
 
 __all__ = [
     "history_vars",
@@ -28,8 +26,6 @@ __all__ = [
     "plot_solution",
     "save_figure",
 ]
-
-_FORMATS = (".png", ".pdf", ".svg")
 
 
 def _field_2d(da: xr.DataArray, t_index: int | None = None) -> xr.DataArray:
@@ -111,96 +107,74 @@ def plot_history(ax: Any, ds: xr.Dataset) -> None:
     ax.legend(fontsize="small")
 
 
-def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> Path:
-    """Save ``fig`` atomically to path (.png, .pdf or .svg)."""
-    path = Path(path)
-    if path.suffix.lower() not in _FORMATS:
-        raise ValueError(f"figure file must end in one of {_FORMATS}, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        _chmod_default(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
-
-
-def plot_solution(ds: xr.Dataset, path: str | os.PathLike[str], *, times: Sequence[float] | None = None, title: str | None = None) -> Path:
+def plot_solution(ds: xr.Dataset, path: str | os.PathLike[str] | None = None, *,
+                  times: Sequence[float] | None = None, title: str | None = None) -> Any:
     """Draw u, u_true (if present), |u - u_true| (if present), slices at chosen times, and the
-    training history (if the Dataset has ``history_*`` variables); write it atomically to path."""
-    path = Path(path)
-    if path.suffix.lower() not in _FORMATS:
-        raise ValueError(f"figure file must end in one of {_FORMATS}, got {str(path)!r}")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    training history (if the Dataset has ``history_*`` variables) on a new Figure; write it
+    atomically to ``path`` when given. Returns the Figure."""
+    if path is not None and os.path.splitext(str(path))[1].lower() not in FIGURE_FORMATS:
+        raise ValueError(f"figure file must end in one of {FIGURE_FORMATS}, got {str(path)!r}")
+    from matplotlib.figure import Figure
 
     has_ref = "u_true" in ds
     panels = ["u"] + (["u_true", "error"] if has_ref else []) + ["slices"] + (["history"] if history_vars(ds) else [])
     ncols = 2 if len(panels) == 4 else min(3, len(panels))
     nrows = -(-len(panels) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
-    try:
-        for ax, panel in zip(axes.ravel(), panels, strict=False):
-            if panel in ("u", "u_true"):
-                fig.colorbar(plot_field(ax, ds, panel), ax=ax)
-            elif panel == "error":
-                fig.colorbar(plot_error(ax, ds), ax=ax)
-            elif panel == "slices":
-                plot_slices(ax, ds, times)
-            else:
-                plot_history(ax, ds)
-        for ax in axes.ravel()[len(panels) :]:
-            ax.set_visible(False)
-        eq, method = ds.attrs.get("equation", "?"), ds.attrs.get("method", "?")
-        fig.suptitle(title or f"{eq} ({method})")
-        fig.tight_layout()
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(4.6 * ncols, 3.6 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax, panel in zip(axes.ravel(), panels, strict=False):
+        if panel in ("u", "u_true"):
+            fig.colorbar(plot_field(ax, ds, panel), ax=ax)
+        elif panel == "error":
+            fig.colorbar(plot_error(ax, ds), ax=ax)
+        elif panel == "slices":
+            plot_slices(ax, ds, times)
+        else:
+            plot_history(ax, ds)
+    for ax in axes.ravel()[len(panels) :]:
+        ax.set_visible(False)
+    eq, method = ds.attrs.get("equation", "?"), ds.attrs.get("method", "?")
+    fig.suptitle(title or f"{eq} ({method})")
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
 
 
-def plot_convergence(modes: dict[str, Any], dt: dict[str, Any], nodes: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Three panels from ``pdes.convergence``: spectral error vs modes (semilog), ETDRK4 error vs
-    dt (log-log, with a slope-4 guide), Cole–Hopf change vs Gauss–Hermite nodes (semilog)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_convergence(modes: dict[str, Any], dt: dict[str, Any], nodes: dict[str, Any],
+                     path: str | os.PathLike[str] | None = None) -> Any:
+    """Three panels from ``pdes.convergence``: spectral error vs grid points (semilog), ETDRK4
+    error vs dt (log-log, with a slope-4 guide), Cole–Hopf change vs Gauss–Hermite nodes
+    (semilog), on a new Figure; written atomically to ``path`` when given. Returns the Figure."""
+    from matplotlib.figure import Figure
 
     floor = 1e-17  # plot exact zeros at the bottom of the axis
-    fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.8))
-    try:
-        ax = axes[0]
-        for name in ("heat", "wave"):
-            ax.semilogy(modes["modes"], np.maximum(modes[name], floor), "o-", label=name)
-        ax.set_xlabel("Fourier modes (points of the odd-extended grid)")
-        ax.set_ylabel("rel. L2 error vs exact")
-        ax.set_title("spectral: exponential in modes")
-        ax.legend()
-        ax = axes[1]
-        ax.loglog(dt["dt"], dt["error"], "o-", label="ETDRK4")
-        guide = dt["error"][-1] * (dt["dt"] / dt["dt"][-1]) ** 4
-        ax.loglog(dt["dt"], guide, "k--", lw=0.8, label="slope 4")
-        ax.set_xlabel("dt")
-        from matplotlib.ticker import NullFormatter
+    fig = Figure(figsize=(13.5, 3.8))
+    axes = fig.subplots(1, 3)
+    ax = axes[0]
+    for name in ("heat", "wave"):
+        ax.semilogy(modes["points"], np.maximum(modes[name], floor), "o-", label=name)
+    ax.set_xlabel("points of the periodic (odd-extended) grid")
+    ax.set_ylabel("rel. L2 error vs exact")
+    ax.set_title("spectral: exponential in grid points")
+    ax.legend()
+    ax = axes[1]
+    ax.loglog(dt["dt"], dt["error"], "o-", label="ETDRK4")
+    guide = dt["error"][-1] * (dt["dt"] / dt["dt"][-1]) ** 4
+    ax.loglog(dt["dt"], guide, "k--", lw=0.8, label="slope 4")
+    ax.set_xlabel("dt")
+    from matplotlib.ticker import NullFormatter
 
-        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log axis overlap
-        ax.set_ylabel("rel. L2 error at t = 1")
-        ax.set_title("ETDRK4 on Burgers: fourth order")
-        ax.legend()
-        ax = axes[2]
-        ax.semilogy(nodes["nodes"], np.maximum(nodes["error"], floor), "o-")
-        ax.set_xlabel("Gauss–Hermite nodes")
-        ax.set_ylabel("max change vs 800 nodes")
-        ax.set_title("Cole–Hopf, nu = 0.01/pi")
-        fig.tight_layout()
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log axis overlap
+    ax.set_ylabel("rel. L2 error at t = 1")
+    ax.set_title("ETDRK4 on Burgers: fourth order")
+    ax.legend()
+    ax = axes[2]
+    ax.semilogy(nodes["nodes"], np.maximum(nodes["error"], floor), "o-")
+    ax.set_xlabel("Gauss–Hermite nodes")
+    ax.set_ylabel("max change vs 800 nodes")
+    ax.set_title("Cole–Hopf, nu = 0.01/pi")
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig

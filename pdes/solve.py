@@ -24,7 +24,7 @@ __all__ = ["METHODS", "resolve_problem", "solve"]
 
 METHODS = ("exact", "spectral", "pinn")
 _EXACT_KWARGS = {"n_nodes"}
-_SPECTRAL_KWARGS = {"n_steps", "n_modes"}
+_SPECTRAL_KWARGS = {"n_steps", "n_points"}
 
 
 def resolve_problem(problem: Problem | str) -> Problem:
@@ -65,7 +65,7 @@ def solve(
     """Solve ``problem`` with ``method`` on an (nt, nx) grid and return the solution Dataset.
 
     method_kwargs: exact: ``n_nodes`` (Gauss–Hermite nodes, Burgers); spectral: ``n_steps``
-    (ETDRK4 steps, Burgers), ``n_modes`` (points of the periodic grid); pinn: passed on to
+    (ETDRK4 steps, Burgers), ``n_points`` (points of the periodic grid); pinn: passed on to
     ``pdes.pinn.solve_pinn`` (preset, config_file, steps, resume, checkpoint_dir, overrides,
     progress). Raises ValueError naming a bad value before any work is done.
     """
@@ -108,20 +108,20 @@ def solve(
 
         _check_kwargs(method, method_kwargs, _SPECTRAL_KWARGS)
         n_steps = method_kwargs.get("n_steps")
-        n_modes = method_kwargs.get("n_modes")
-        if n_modes is not None and n_modes % 2:
-            raise ValueError(f"n_modes must be even, got {n_modes}")
+        n_points = method_kwargs.get("n_points")
+        if n_points is not None and n_points % 2:
+            raise ValueError(f"n_points must be even, got {n_points}")
         if n_steps is not None and not isinstance(problem, Burgers):
             raise ValueError(f"n_steps only applies to burgers ({problem.name} is integrated exactly in time)")
         start = time.perf_counter()
         if isinstance(problem, Heat2D):
-            u = solve_heat2d(problem, t, x, y, n_modes=n_modes)
+            u = solve_heat2d(problem, t, x, y, n_points=n_points)
         elif isinstance(problem, Heat):
-            u = solve_heat(problem, t, x, n_modes=n_modes)
+            u = solve_heat(problem, t, x, n_points=n_points)
         elif isinstance(problem, Wave):
-            u = solve_wave(problem, t, x, n_modes=n_modes)
+            u = solve_wave(problem, t, x, n_points=n_points)
         else:
-            u = solve_burgers_dirichlet(problem, t, x, n_modes=n_modes, n_steps=n_steps)
+            u = solve_burgers_dirichlet(problem, t, x, n_points=n_points, n_steps=n_steps)
         wall = time.perf_counter() - start
         u_true = exact_solution(problem, t, x, y)
     if not np.all(np.isfinite(u)):

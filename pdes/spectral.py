@@ -262,7 +262,7 @@ def solve_periodic_burgers(
 # ----------------------------------------------------------------------------- Dirichlet problems
 
 
-def _default_burgers_modes(problem: Burgers) -> int:
+def _default_burgers_points(problem: Burgers) -> int:
     # The front is ~2 nu / U wide (U = max|u0|) and its Fourier tail decays like exp(-pi k nu / U)
     # (tanh profile). With 2/3 of the n modes of the period 2L kept (k_max = pi n / (3 L)), ask
     # for k_max >= 20 U / (pi nu): n = 4096 for the preset, whose spatial error is then ~2e-11
@@ -303,23 +303,23 @@ def solve_burgers_dirichlet(
     t: Any,
     x: Any,
     *,
-    n_modes: int | None = None,
+    n_points: int | None = None,
     n_steps: int | None = None,
     dealias: bool = True,
 ) -> np.ndarray:
     """Zero-Dirichlet Burgers on [x_min, x_max] by odd extension to the period 2L and
     ``solve_periodic_burgers``. t: (nt,) >= 0 increasing, x: (nx,) inside the domain -> (nt, nx).
 
-    n_modes: points of the periodic grid on 2L (default: a power of 2 that resolves the front to
+    n_points: points of the periodic grid on 2L (default: a power of 2 that resolves the front to
     ~1e-10, 4096 for the preset). Output points that are not grid points get the exact
     trigonometric interpolant.
     """
     if not isinstance(problem, Burgers):
         raise ValueError(f"solve_burgers_dirichlet needs a Burgers problem, got {type(problem).__name__}")
     x = np.asarray(x, dtype=np.float64)
-    n = n_modes if n_modes is not None else _default_burgers_modes(problem)
+    n = n_points if n_points is not None else _default_burgers_points(problem)
     if not (isinstance(n, int | np.integer) and n >= 8 and n % 2 == 0):
-        raise ValueError(f"n_modes must be an even integer >= 8, got {n!r}")
+        raise ValueError(f"n_points must be an even integer >= 8, got {n!r}")
     u0 = _periodic_grid_u0(problem, n)
     t_arr = _check_times(t)
     if n_steps is None:
@@ -365,34 +365,34 @@ def _linear_1d(problem: Heat | Wave, t: np.ndarray, x: np.ndarray, n: int) -> np
     return _restrict(u, problem, x)
 
 
-def _grid_points(problem: Problem, x: np.ndarray, n_modes: int | None) -> int:
-    if n_modes is not None:
-        if not (isinstance(n_modes, int | np.integer) and n_modes >= 8 and n_modes % 2 == 0):
-            raise ValueError(f"n_modes must be an even integer >= 8, got {n_modes!r}")
-        return int(n_modes)
+def _grid_points(problem: Problem, x: np.ndarray, n_points: int | None) -> int:
+    if n_points is not None:
+        if not (isinstance(n_points, int | np.integer) and n_points >= 8 and n_points % 2 == 0):
+            raise ValueError(f"n_points must be an even integer >= 8, got {n_points!r}")
+        return int(n_points)
     uniform = x.size >= 2 and np.allclose(np.diff(x), x[1] - x[0]) and abs(x[0] - problem.x_min) < 1e-12
     return _aligned_points(x.size, 64) if uniform else 1024
 
 
-def solve_heat(problem: Heat, t: Any, x: Any, *, n_modes: int | None = None) -> np.ndarray:
+def solve_heat(problem: Heat, t: Any, x: Any, *, n_points: int | None = None) -> np.ndarray:
     """Heat u_t = alpha u_xx, zero Dirichlet, spectrally (odd extension, exact in time).
-    t: (nt,), x: (nx,) -> (nt, nx). n_modes: points of the periodic grid on 2L (default: the
+    t: (nt,), x: (nx,) -> (nt, nx). n_points: points of the periodic grid on 2L (default: the
     output grid itself, 2 (nx - 1), or a multiple of it >= 64)."""
     t, x = _check_times(t), np.asarray(x, dtype=np.float64)
-    return _linear_1d(problem, t, x, _grid_points(problem, x, n_modes))
+    return _linear_1d(problem, t, x, _grid_points(problem, x, n_points))
 
 
-def solve_wave(problem: Wave, t: Any, x: Any, *, n_modes: int | None = None) -> np.ndarray:
+def solve_wave(problem: Wave, t: Any, x: Any, *, n_points: int | None = None) -> np.ndarray:
     """Wave u_tt = c^2 u_xx, zero Dirichlet, spectrally: each Fourier mode of the odd extension
     is a standing wave, integrated exactly in time. t: (nt,), x: (nx,) -> (nt, nx)."""
     t, x = _check_times(t), np.asarray(x, dtype=np.float64)
-    return _linear_1d(problem, t, x, _grid_points(problem, x, n_modes))
+    return _linear_1d(problem, t, x, _grid_points(problem, x, n_points))
 
 
-def solve_heat2d(problem: Heat2D, t: Any, x: Any, y: Any, *, n_modes: int | None = None) -> np.ndarray:
+def solve_heat2d(problem: Heat2D, t: Any, x: Any, y: Any, *, n_points: int | None = None) -> np.ndarray:
     """2-D heat on [0, L]^2, zero Dirichlet, by the odd extension in x and y and an exact
     exponential per mode of ``rfft2``. x, y must be uniform grids with both ends (linspace(0, L, .))
-    and the same number of points when n_modes is None. Returns (nt, nx, ny)."""
+    and the same number of points when n_points is None. Returns (nt, nx, ny)."""
     t = _check_times(t)
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     nx, ny = x.size, y.size
@@ -401,8 +401,8 @@ def solve_heat2d(problem: Heat2D, t: Any, x: Any, y: Any, *, n_modes: int | None
         if not (g.size >= 3 and np.allclose(g, np.linspace(0.0, L, g.size))):
             raise ValueError(f"heat2d spectral needs {name} = linspace(0, {L}, n) with n >= 3")
     n1, n2 = 2 * (nx - 1), 2 * (ny - 1)
-    if n_modes is not None:
-        r1, r2 = max(1, math.ceil(n_modes / n1)), max(1, math.ceil(n_modes / n2))
+    if n_points is not None:
+        r1, r2 = max(1, math.ceil(n_points / n1)), max(1, math.ceil(n_points / n2))
     else:
         r1, r2 = max(1, math.ceil(64 / n1)), max(1, math.ceil(64 / n2))
     n1, n2 = n1 * r1, n2 * r2
@@ -433,7 +433,7 @@ class SpectralSolution:
     x: np.ndarray
     u: np.ndarray
     y: np.ndarray | None = None
-    n_modes: int | None = None
+    n_points: int | None = None
     n_steps: int | None = None
 
 
@@ -444,7 +444,7 @@ def solve_spectral(
     nt: int = 100,
     t_end: float | None = None,
     n_steps: int | None = None,
-    n_modes: int | None = None,
+    n_points: int | None = None,
     ny: int | None = None,
 ) -> SpectralSolution:
     """Solve ``problem`` spectrally on t = linspace(0, t_end, nt), x = linspace(x_min, x_max, nx)
@@ -452,7 +452,7 @@ def solve_spectral(
     ``solve_periodic_burgers`` for it.
 
     Heat, Wave, Heat2D (ny defaults to nx): exact in time; Burgers: ETDRK4 with n_steps steps
-    (default ~1e-10 accuracy) on n_modes periodic points (default resolves the front).
+    (default ~1e-10 accuracy) on n_points periodic points (default resolves the front).
     """
     if not (isinstance(nx, int | np.integer) and nx >= 8):
         raise ValueError(f"nx must be an integer >= 8, got {nx!r}")
@@ -468,12 +468,12 @@ def solve_spectral(
     if isinstance(problem, Heat2D):
         ny = nx if ny is None else ny
         y = np.linspace(0.0, problem.length, ny)
-        return SpectralSolution(t, x, solve_heat2d(problem, t, x, y, n_modes=n_modes), y=y, n_modes=n_modes)
+        return SpectralSolution(t, x, solve_heat2d(problem, t, x, y, n_points=n_points), y=y, n_points=n_points)
     if isinstance(problem, Heat):
-        return SpectralSolution(t, x, solve_heat(problem, t, x, n_modes=n_modes), n_modes=n_modes)
+        return SpectralSolution(t, x, solve_heat(problem, t, x, n_points=n_points), n_points=n_points)
     if isinstance(problem, Wave):
-        return SpectralSolution(t, x, solve_wave(problem, t, x, n_modes=n_modes), n_modes=n_modes)
+        return SpectralSolution(t, x, solve_wave(problem, t, x, n_points=n_points), n_points=n_points)
     if isinstance(problem, Burgers):
-        u = solve_burgers_dirichlet(problem, t, x, n_modes=n_modes, n_steps=n_steps)
-        return SpectralSolution(t, x, u, n_modes=n_modes, n_steps=n_steps)
+        u = solve_burgers_dirichlet(problem, t, x, n_points=n_points, n_steps=n_steps)
+        return SpectralSolution(t, x, u, n_points=n_points, n_steps=n_steps)
     raise ValueError(f"no spectral solver for problem {problem!r}")

@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pdes.pinn import build_pinn, get_config, solve_pinn
-from pdes.pinn.configs import PINNConfig, apply_overrides, load_overrides, parse_overrides
+from pdes.pinn import Programs, build_pinn, get_config, solve_pinn
+from pdes.pinn.configs import (
+    AdamConfig,
+    NetworkConfig,
+    PINNConfig,
+    QNConfig,
+    RunConfig,
+    SamplingConfig,
+    apply_overrides,
+    load_overrides,
+    parse_overrides,
+    program_config,
+)
 from pdes.pinn.residuals import burgers_residual, heat_residual, initial_data, wave_residual
 from pdes.pinn.train import train
 from pdes.problems import BURGERS, HEAT, WAVE, Burgers
 
 # A tiny configuration: compiles and trains in a few seconds on 2 shared cores.
-TINY = PINNConfig(arch="mlp", width=16, depth=2, x_modes=2, n_res=256, steps=200, lr=3e-3, warmup_steps=20,
-                  decay_steps=100, qn_steps=0, log_every=100, checkpoint_every=100)
+TINY = PINNConfig(network=NetworkConfig(arch="mlp", width=16, depth=2, x_modes=2), sampling=SamplingConfig(n_res=256),
+                  adam=AdamConfig(steps=200, lr=3e-3, warmup_steps=20, decay_steps=100), qn=QNConfig(steps=0),
+                  run=RunConfig(log_every=100, checkpoint_every=100))
 
 
 # ------------------------------------------------------------------ residuals
@@ -84,7 +95,7 @@ def test_burgers_residual_of_the_cole_hopf_solution_is_small():
 
 def test_hard_constraints_hold_exactly_for_an_untrained_network():
     for problem in (HEAT, WAVE, BURGERS):
-        pinn = build_pinn(problem, replace(TINY, arch="modified_mlp", rwf=True))
+        pinn = build_pinn(problem, TINY.updated({"network.arch": "modified_mlp", "network.rwf": True}))
         params = pinn.init(jax.random.key(0))
         x = jnp.linspace(problem.x_min, problem.x_max, 33)
         u0 = initial_data(problem)[0]((x - problem.x_min) / problem.length)
@@ -101,7 +112,7 @@ def test_hard_constraints_hold_exactly_for_an_untrained_network():
 
 
 def test_odd_symmetry_is_exact_and_refused_for_data_that_are_not_odd():
-    pinn = build_pinn(BURGERS, replace(TINY, odd_symmetric=True))
+    pinn = build_pinn(BURGERS, TINY.updated({"network.odd_symmetric": True}))
     params = pinn.init(jax.random.key(0))
     x = jnp.linspace(-1.0, 1.0, 41)
     for t in (0.0, 0.3, 1.0):
@@ -111,16 +122,38 @@ def test_odd_symmetry_is_exact_and_refused_for_data_that_are_not_odd():
     u = np.asarray(plain.apply(plain.init(jax.random.key(0)), jnp.full_like(x, 0.5), x))
     assert np.abs(u + u[::-1]).max() > 1e-3  # not built in without the option
     with pytest.raises(ValueError, match="odd_symmetric needs initial data odd"):
-        build_pinn(HEAT, replace(TINY, odd_symmetric=True))  # sin(pi x) + 0.5 sin(3 pi x) is even about 1/2
+        build_pinn(HEAT, TINY.updated({"network.odd_symmetric": True}))  # even about 1/2
 
 
 # ------------------------------------------------------------------ configs and bad input
-@pytest.mark.parametrize("change", [{"width": 0}, {"depth": -1}, {"steps": 0}, {"arch": "cnn"}, {"lr": -1.0},
-                                    {"sampler": "grid"}, {"dropout": 1.0}])
+@pytest.mark.parametrize("change", [{"network.width": 0}, {"network.depth": -1}, {"adam.steps": 0},
+                                    {"network.arch": "cnn"}, {"adam.lr": -1.0}, {"sampling.sampler": "grid"},
+                                    {"network.dropout": 1.0}, {"run.max_wall_s": -1.0}, {"qn.method": "sr1"}])
 def test_invalid_config_values_raise_value_error_naming_the_field(change):
     key = next(iter(change))
-    with pytest.raises(ValueError, match=key):
-        replace(TINY, **change)
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        TINY.updated(change)
+
+
+def test_config_sections_round_trip_through_a_dict_and_name_unknown_keys():
+    cfg = get_config("burgers", "accurate")
+    assert PINNConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.get("qn.steps") == cfg.qn.steps == 12000
+    with pytest.raises(ValueError, match="qn.stepz"):
+        cfg.updated({"qn.stepz": 3})
+
+
+def test_runs_that_differ_only_in_run_lengths_share_their_compiled_programs():
+    a = TINY
+    b = TINY.updated({"adam.steps": 999, "qn.steps": 7, "run.log_every": 3, "run.max_wall_s": 5.0})
+    assert program_config(a) == program_config(b)
+    assert build_pinn(HEAT, a).program_key == build_pinn(HEAT, b).program_key
+    assert build_pinn(HEAT, a).program_key != build_pinn(HEAT, a.updated({"network.width": 8})).program_key
+    programs = Programs()
+    made = []
+    for cfg in (a, b):
+        programs.get(build_pinn(HEAT, cfg), "adam", lambda: made.append(1) or (lambda: None))
+    assert made == [1] and len(programs) == 1
 
 
 def test_unknown_preset_and_problem_are_rejected():
@@ -131,23 +164,35 @@ def test_unknown_preset_and_problem_are_rejected():
 
 
 def test_overrides_convert_by_field_type_and_reject_unknown_keys():
-    got = parse_overrides({"width": "128", "causal": "false", "lr": "1e-4", "sampler": "sobol"})
-    assert got == {"width": 128, "causal": False, "lr": 1e-4, "sampler": "sobol"}
-    with pytest.raises(ValueError, match="bogus, widht"):
-        parse_overrides({"widht": "3", "bogus": "1"})
-    with pytest.raises(ValueError, match="width must be an integer"):
-        parse_overrides({"width": "wide"})
+    got = parse_overrides({"network.width": "128", "loss.causal": "false", "adam.lr": "1e-4",
+                           "sampling.sampler": "sobol", "qn": {"steps": "30"}})
+    assert got == {"network.width": 128, "loss.causal": False, "adam.lr": 1e-4, "sampling.sampler": "sobol",
+                   "qn.steps": 30}
+    with pytest.raises(ValueError, match="bogus, network.widht"):
+        parse_overrides({"network.widht": "3", "bogus": "1"})
+    with pytest.raises(ValueError, match="network.width must be an integer"):
+        parse_overrides({"network.width": "wide"})
 
 
-def test_toml_file_overrides_and_unknown_toml_keys_are_named(tmp_path):
+def test_flat_keys_of_the_previous_release_still_work_with_a_warning():
+    with pytest.warns(FutureWarning, match="'qn_steps' .* use 'qn.steps'"):
+        got = parse_overrides({"qn_steps": "5"})
+    assert got == {"qn.steps": 5}
+
+
+def test_toml_sections_override_and_unknown_toml_keys_are_named(tmp_path):
     good = tmp_path / "run.toml"
-    good.write_text("width = 24\ncausal = true\nlr = 0.002\n")
-    cfg = apply_overrides(get_config("heat", "fast"), config_file=good, overrides={"depth": "2"}, steps=7)
-    assert (cfg.width, cfg.causal, cfg.lr, cfg.depth, cfg.steps) == (24, True, 0.002, 2, 7)
+    good.write_text("[network]\nwidth = 24\n[loss]\ncausal = true\n[adam]\nlr = 0.002\n")
+    cfg = apply_overrides(get_config("heat", "fast"), config_file=good, overrides={"network.depth": "2"}, steps=7)
+    assert (cfg.network.width, cfg.loss.causal, cfg.adam.lr, cfg.network.depth, cfg.adam.steps) == (24, True, 0.002,
+                                                                                                    2, 7)
     bad = tmp_path / "bad.toml"
-    bad.write_text("width = 24\nlearning_rate = 0.1\n")
-    with pytest.raises(ValueError, match="learning_rate"):
+    bad.write_text("[adam]\nlearning_rate = 0.1\n")
+    with pytest.raises(ValueError, match="adam.learning_rate"):
         load_overrides(bad)
+    (tmp_path / "table.toml").write_text("[optimizer]\nlr = 0.1\n")
+    with pytest.raises(ValueError, match="optimizer"):
+        load_overrides(tmp_path / "table.toml")
     with pytest.raises(FileNotFoundError):
         load_overrides(tmp_path / "missing.toml")
 
@@ -159,8 +204,9 @@ def test_solve_pinn_rejects_zero_steps_before_training():
 
 # ------------------------------------------------------------------ training
 def test_short_run_decreases_the_error_and_returns_the_solution_dataset():
-    ds = solve_pinn(HEAT, nx=64, nt=20, config=replace(TINY, steps=300, qn_steps=40, qn_n_res=256, log_every=20,
-                                                          qn_resample_every=40, qn_dtype="float32"),
+    ds = solve_pinn(HEAT, nx=64, nt=20, config=TINY.updated({"adam.steps": 300, "qn.steps": 40, "qn.n_res": 256,
+                                                             "run.log_every": 20, "qn.resample_every": 40,
+                                                             "qn.dtype": "float32"}),
                     progress=False)
     err = ds["history_rel_l2"].values
     assert ds["u"].shape == (20, 64) and "u_true" in ds
@@ -194,64 +240,67 @@ class _PoisonAfter:
     def __getattr__(self, name):
         return getattr(self._pinn, name)
 
-    def jitted(self, name, **kw):
-        return jax.jit(getattr(self, name), **kw)
-
-    def adam_chunk(self, state, n_steps):
-        new, metrics = self._pinn.adam_chunk(state, n_steps)
+    def adam_chunk(self, state, n_steps, obs=None):
+        new, metrics = self._pinn.adam_chunk(state, n_steps, obs)
         bad = new.step > self._after
         params = jax.tree.map(lambda a: jnp.where(bad, jnp.nan, a), new.params)
         return new._replace(params=params), {**metrics, "loss": jnp.where(bad, jnp.nan, metrics["loss"])}
 
 
 def test_nan_guard_stops_keeps_the_last_good_state_and_checkpoints_it(tmp_path, capsys):
-    pinn = build_pinn(HEAT, replace(TINY, steps=400))
+    from plumbing.checkpoint import latest_step, read_meta
+
+    pinn = build_pinn(HEAT, TINY.updated({"adam.steps": 400}))
     t, x = np.linspace(0, 1, 11), np.linspace(0, 1, 17)
-    res = train(_PoisonAfter(pinn, 200), t_grid=t, x_grid=x, u_ref=None, progress=False, checkpoint_dir=tmp_path)
+    # a cache of its own: the poisoned chunk must not be served the clean program of the same key
+    res = train(_PoisonAfter(pinn, 200), t_grid=t, x_grid=x, u_ref=None, progress=False, checkpoint_dir=tmp_path,
+                programs=Programs())
     assert res.steps_done == 200 and "non-finite loss" in res.stopped
     assert "NaN guard" in capsys.readouterr().err
     assert all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree.leaves(res.params))
     # the good state is the one after 200 steps: a clean 200-step run reproduces it
-    clean = train(build_pinn(HEAT, replace(TINY, steps=200)), t_grid=t, x_grid=x, u_ref=None, progress=False)
+    clean = train(build_pinn(HEAT, TINY.updated({"adam.steps": 200})), t_grid=t, x_grid=x, u_ref=None,
+                  progress=False)
     for a, b in zip(jax.tree.leaves(res.params), jax.tree.leaves(clean.params), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6)  # same keys and steps: rounding only
-    assert (tmp_path / "checkpoint.npz").is_file()
+    assert latest_step(tmp_path) == 200 and read_meta(tmp_path)["phase"] == "adam"
 
 
 def test_resume_continues_from_the_checkpoint_and_rejects_another_problem(tmp_path):
-    cfg = replace(TINY, steps=200)
+    cfg = TINY.updated({"adam.steps": 200})
     first = solve_pinn(HEAT, nx=32, nt=10, config=cfg, checkpoint_dir=tmp_path, progress=False)
     assert first.attrs["steps_done"] == 200
-    more = solve_pinn(HEAT, nx=32, nt=10, config=replace(cfg, steps=300), resume=tmp_path, progress=False)
+    more = solve_pinn(HEAT, nx=32, nt=10, config=cfg.updated({"adam.steps": 300}), resume=tmp_path, progress=False)
     assert more.attrs["steps_done"] == 300
     assert list(more["step"].values) == [100, 200, 300]  # history carried over from the checkpoint
     np.testing.assert_array_equal(more["history_rel_l2"].values[:2], first["history_rel_l2"].values)
     # one uninterrupted 300-step run gives the same parameters (same keys, same steps): float32 rounding only
-    straight = solve_pinn(HEAT, nx=32, nt=10, config=replace(cfg, steps=300), progress=False)
+    straight = solve_pinn(HEAT, nx=32, nt=10, config=cfg.updated({"adam.steps": 300}), progress=False)
     np.testing.assert_allclose(more["u"].values, straight["u"].values, atol=1e-5)
-    with pytest.raises(ValueError, match="checkpoint .* is for problem heat"):
+    with pytest.raises(ValueError, match="checkpoint .* is of another run: its problem is .*heat"):
         solve_pinn(Burgers(nu=0.02), nx=32, nt=10, config=cfg, resume=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="its network is"):
+        solve_pinn(HEAT, nx=32, nt=10, config=cfg.updated({"network.width": 8}), resume=tmp_path, progress=False)
     with pytest.raises(FileNotFoundError):
         solve_pinn(HEAT, config=cfg, resume=tmp_path / "nowhere", progress=False)
 
 
 def test_time_budget_stops_at_a_chunk_boundary_and_resume_goes_on(tmp_path, capsys):
     # a budget far below one chunk's time: training ends after the first chunk of each run
-    cfg = replace(TINY, steps=300, max_wall_s=1e-9)
+    cfg = TINY.updated({"adam.steps": 300, "run.max_wall_s": 1e-9})
     first = solve_pinn(HEAT, nx=32, nt=10, config=cfg, checkpoint_dir=tmp_path, progress=False)
     assert first.attrs["steps_done"] == 100 and first.attrs["stopped"].startswith("time budget")
     assert "time budget" in capsys.readouterr().err
-    more = solve_pinn(HEAT, nx=32, nt=10, config=replace(cfg, max_wall_s=0.0), resume=tmp_path, progress=False)
+    more = solve_pinn(HEAT, nx=32, nt=10, config=cfg.updated({"run.max_wall_s": 0.0}), resume=tmp_path,
+                      progress=False)
     assert more.attrs["steps_done"] == 300 and more.attrs["stopped"] == "completed"
-    with pytest.raises(ValueError, match="max_wall_s"):
-        replace(TINY, max_wall_s=-1.0)
 
 
 # ------------------------------------------------------------------ command line
 @pytest.mark.parametrize("args, named", [
-    (["--set", "widht=3"], "widht"),
+    (["--set", "network.widht=3"], "widht"),
     (["--preset", "quick"], "quick"),
-    (["--set", "width=0"], "width"),
+    (["--set", "network.width=0"], "width"),
     (["--steps", "0"], "steps"),
 ])
 def test_cli_bad_pinn_input_exits_2_with_one_line(args, named, capsys):
@@ -267,7 +316,7 @@ def test_cli_rejects_a_toml_config_with_unknown_keys(tmp_path, capsys):
     from pdes.__main__ import main
 
     cfg = tmp_path / "bad.toml"
-    cfg.write_text("width = 8\nlearning_rate = 0.1\n")
+    cfg.write_text("[network]\nwidth = 8\n[adam]\nlearning_rate = 0.1\n")
     assert main(["solve", "heat", "--method", "pinn", "--config", str(cfg), "--no-progress"]) == 2
     assert "learning_rate" in capsys.readouterr().err
 
@@ -409,7 +458,8 @@ def test_unknown_update_rule_is_refused():
 def test_quasi_newton_placeholders_match_what_a_chunk_returns():
     """init_qn's optimizer state and batch have the types qn_chunk returns (no weak types), so
     the second quasi-Newton chunk reuses the first one's compiled program."""
-    cfg = replace(get_config("burgers", "fast"), width=8, depth=2, qn_n_res=64, n_res=64, rad_pool=2)
+    cfg = get_config("burgers", "fast").updated({"network.width": 8, "network.depth": 2, "qn.n_res": 64,
+                                                 "sampling.n_res": 64, "sampling.rad_pool": 2})
     pinn = build_pinn(BURGERS, cfg)
     with jax.enable_x64(True):
         params = pinn.init(jax.random.key(0))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import jax
@@ -19,9 +18,9 @@ from uncertainty.__main__ import main
 from uncertainty.ensemble import mixture_moments
 
 # a small, quick PINN: the tests check plumbing and truth, not accuracy
-TINY = dataclasses.replace(
-    get_config("heat", "fast"), width=16, depth=2, n_res=128, steps=60, log_every=30, qn_steps=0, dtype="float32"
-)
+TINY = get_config("heat", "fast").updated({"network.width": 16, "network.depth": 2, "sampling.n_res": 128,
+                                            "adam.steps": 60, "run.log_every": 30, "qn.steps": 0,
+                                            "network.dtype": "float32"})
 
 
 def test_mixture_variance_is_mean_variance_plus_variance_of_means():
@@ -58,7 +57,7 @@ def test_vmapped_members_train_exactly_like_separate_models():
 def test_float64_config_trains_and_predicts_in_float64():
     from uncertainty.ensemble import predict_pinn_members, train_pinn_members
 
-    cfg = dataclasses.replace(TINY, dtype="float64", steps=10, log_every=10)
+    cfg = TINY.updated({"network.dtype": "float64", "adam.steps": 10, "run.log_every": 10})
     fit = train_pinn_members(HEAT, cfg, members=2, key=jax.random.key(0), progress=False)
     assert {a.dtype for a in jax.tree.leaves(fit.params)} == {np.dtype("float64")}
     t, x = np.linspace(0, 1, 3), np.linspace(0, 1, 4)
@@ -80,14 +79,14 @@ def test_float64_presets_run_every_pinn_method():
     from uncertainty.ensemble import train_pinn_members
     from uncertainty.noisy import noisy_observations, noisy_pinn_ensemble
 
-    cfg = dataclasses.replace(TINY, dtype="float64", steps=10, log_every=10, dropout=0.2)
+    cfg = TINY.updated({"network.dtype": "float64", "adam.steps": 10, "run.log_every": 10, "network.dropout": 0.2})
     fit = train_pinn_members(HEAT, cfg, members=1, key=jax.random.key(0), progress=False)
     params = jax.tree.map(lambda a: a[0], fit.params)
     draws = pinn_dropout_draws(fit.model, params, np.linspace(0, 1, 3), np.linspace(0, 1, 4), draws=2,
                                key=jax.random.key(1))
     assert draws.shape == (2, 3, 4) and np.all(np.isfinite(draws))
     obs = noisy_observations(HEAT, 16, 0.05, seed=0)
-    noisy = noisy_pinn_ensemble(HEAT, dataclasses.replace(cfg, dropout=0.0), obs, members=2,
+    noisy = noisy_pinn_ensemble(HEAT, cfg.updated({"network.dropout": 0.0}), obs, members=2,
                                 key=jax.random.key(2), progress=False)
     assert {a.dtype for a in jax.tree.leaves(noisy.params)} == {np.dtype("float64")}
 
@@ -110,13 +109,13 @@ def test_heat_ensemble_report_is_computed_against_the_exact_solution(tmp_path):
     ]
     args += [
         "--set",
-        "width=16",
+        "network.width=16",
         "--set",
-        "depth=2",
+        "network.depth=2",
         "--set",
-        "n_res=128",
+        "sampling.n_res=128",
         "--set",
-        "qn_steps=0",
+        "qn.steps=0",
         "--out",
         str(pred),
     ]
@@ -140,7 +139,7 @@ def test_mc_dropout_pinn_draws_are_whole_functions():
     from uncertainty.dropout import pinn_dropout_draws
     from uncertainty.ensemble import train_pinn_members
 
-    cfg = dataclasses.replace(TINY, dropout=0.2, steps=30)
+    cfg = TINY.updated({"network.dropout": 0.2, "adam.steps": 30})
     fit = train_pinn_members(HEAT, cfg, members=1, key=jax.random.key(1), progress=False)
     params = jax.tree.map(lambda a: a[0], fit.params)
     t, x = np.linspace(0, 1, 8), np.linspace(0, 1, 16)
@@ -204,8 +203,9 @@ def test_noisy_ensemble_with_gaussian_head_stores_both_uncertainties(tmp_path):
         "8",
         "--no-progress",
     ]
-    args += ["--noise", "0.05", "--n-obs", "64", "--gaussian-head", "--set", "width=16", "--set", "depth=2"]
-    args += ["--set", "n_res=128", "--out", str(pred)]
+    args += ["--noise", "0.05", "--n-obs", "64", "--gaussian-head", "--set", "network.width=16", "--set",
+             "network.depth=2"]
+    args += ["--set", "sampling.n_res=128", "--out", str(pred)]
     assert main(args) == 0
     ds = read_dataset(pred)
     assert {"u_std_aleatoric", "u_std_total"} <= set(ds.data_vars)
@@ -219,7 +219,7 @@ def test_noisy_ensemble_with_gaussian_head_stores_both_uncertainties(tmp_path):
         (["--method", "mc_dropout", "--dropout", "0"], "--dropout must be > 0"),
         (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
         (["--gaussian-head"], "--gaussian-head needs"),
-        (["--set", "width=-3"], "width"),
+        (["--set", "network.width=-3"], "width"),
         (["--member-batch", "0"], "--member-batch must be a positive integer, got 0"),
     ],
 )
@@ -255,12 +255,11 @@ for x, y in zip(jax.tree.leaves(fits[0].params), jax.tree.leaves(fits[1].params)
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
 # PINN quasi-Newton members: all vmapped on one device == one at a time, each device mapping over
 # its own members (member_batch only schedules the members' steps, sharding only places them)
-import dataclasses
 from pdes.pinn.configs import get_config
 from pdes.problems import HEAT
 from uncertainty.ensemble import train_pinn_members
-cfg = dataclasses.replace(get_config("heat", "fast"), width=8, depth=2, n_res=64, steps=10, log_every=10,
-                          qn_steps=20, qn_n_res=64)
+cfg = get_config("heat", "fast").updated({"network.width": 8, "network.depth": 2, "sampling.n_res": 64,
+                                          "adam.steps": 10, "run.log_every": 10, "qn.steps": 20, "qn.n_res": 64})
 pinns = [train_pinn_members(HEAT, cfg, members=4, key=jax.random.key(0), progress=False, shard=s, member_batch=b)
          for s, b in ((False, 4), (True, 1))]
 assert len(jax.tree.leaves(pinns[1].params)[0].sharding.device_set) == 2

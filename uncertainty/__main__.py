@@ -7,17 +7,12 @@ python -m uncertainty report PRED.nc --out REPORT_DIR [--json]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from plumbing.cli import key_value as _key_value
+from plumbing.cli import print_json, run_cli
+
 __all__ = ["build_parser", "main"]
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    if "=" not in text or not text.split("=", 1)[0].strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
-    return key.strip(), value.strip()
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -147,40 +142,34 @@ def _print_report(summary: dict) -> None:
         print(f"  {meth:<14} {row['rmsce']:>8.4f} {row['coverage_95']:>12.4f} {row['width_95']:>10.4g}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command == "report":
-            from pdes.solution import read_dataset
-            from uncertainty.report import _jsonable, make_report
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "report":
+        from pdes.solution import read_dataset
+        from uncertainty.report import make_report
 
-            ds = read_dataset(args.pred)
-            summary = make_report(
-                ds, args.out, seed=args.seed, source=str(args.pred), figures=not args.no_figures
-            )
-            if args.json:
-                print(json.dumps(_jsonable(summary)))
-            else:
-                _print_report(summary)
-                print(f"wrote {args.out}/report.html, metrics.json and {len(summary['pngs'])} PNGs")
-            return 0
-        from uncertainty.ensemble import spread_over_cpu_cores
-        from uncertainty.run import run_from_args
-
-        spread_over_cpu_cores()  # before any JAX operation: members shard over the CPU cores
-        result = run_from_args(args)
+        ds = read_dataset(args.pred)
+        summary = make_report(ds, args.out, seed=args.seed, source=str(args.pred), figures=not args.no_figures)
         if args.json:
-            print(json.dumps(result))
+            print_json(summary)
         else:
-            for k, v in result.items():
-                print(f"{k:<16} {v}")
+            _print_report(summary)
+            print(f"wrote {args.out}/report.html, metrics.json and {len(summary['pngs'])} PNGs")
         return 0
-    except (ValueError, FileNotFoundError) as err:
-        print(f"uncertainty: error: {err}", file=sys.stderr)
-        return 2
-    except RuntimeError as err:  # e.g. a diverged training: an internal failure, not bad input
-        print(f"uncertainty: failed: {err}", file=sys.stderr)
-        return 1
+    from uncertainty.ensemble import spread_over_cpu_cores
+    from uncertainty.run import run_from_args
+
+    spread_over_cpu_cores()  # before any JAX operation: members shard over the CPU cores
+    result = run_from_args(args)
+    if args.json:
+        print_json(result)
+    else:
+        for k, v in result.items():
+            print(f"{k:<16} {v}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli("uncertainty", build_parser(), argv, _dispatch)
 
 
 if __name__ == "__main__":

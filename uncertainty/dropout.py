@@ -5,7 +5,7 @@ point (t, x) of a PINN, and the same channels at every grid point of an FNO's fu
 each draw is a smooth function of (t, x) (PINN residuals need its derivatives) and not
 point-wise noise.
 
-* PINN: ``pdes.pinn`` already draws one mask per key for all points (``config.dropout``;
+* PINN: ``pdes.pinn`` already draws one mask per key for all points (``config.network.dropout``;
   training uses one mask per step). ``pinn_dropout_draws`` evaluates T masks on the grid.
 * FNO: ``operators.models.FNO`` drops each (point, channel) independently by default;
   ``fno_apply_channel_dropout`` calls it with ``per_function=True``: masks of shape (batch, 1,
@@ -28,8 +28,8 @@ def pinn_dropout_draws(
     pinn: Any, params: Any, t: np.ndarray, x: np.ndarray, *, draws: int, key: jax.Array
 ) -> np.ndarray:
     """T function samples of a dropout PINN on the grid t x x: (T, nt, nx), float64."""
-    if pinn.config.dropout <= 0:
-        raise ValueError("MC dropout needs a PINN trained with dropout > 0 (config.dropout)")
+    if pinn.config.network.dropout <= 0:
+        raise ValueError("MC dropout needs a PINN trained with dropout > 0 (config.network.dropout)")
     from pdes.pinn.precision import uses_float64, x64_if
 
     keys = jax.random.split(key, draws)

@@ -23,12 +23,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from pdes.pinn.phases import member_mesh, shard_members
 
 __all__ = [
     "EnsembleFit",
@@ -72,25 +73,12 @@ def mixture_moments(means: Any, variances: Any | None = None) -> tuple[np.ndarra
     return mean, var
 
 
-def member_mesh(members: int) -> Any | None:
-    """A 1-D device mesh over the member axis: the first d devices, d the largest divisor of M
-    that is at most the device count; None when that is 1 (one device, or M prime and larger)."""
-    devices = jax.devices()
-    d = max(k for k in range(1, min(len(devices), members) + 1) if members % k == 0)
-    if d < 2:
-        return None
-    from jax.sharding import Mesh
-
-    return Mesh(np.array(devices[:d]), ("member",))
-
-
 def spread_over_cpu_cores() -> None:
     """Make every CPU core a JAX CPU device (``jax_num_cpu_devices``), so that an ensemble on
-    a CPU shards its members over the cores (``member_mesh``): one model keeps a 2-core CPU
-    only ~1.3x busier than one core, members on their own cores use both fully (M = 8, heat
-    preset, Adam: 22.5 against 34 ms a step). Takes effect only before JAX's first operation
-    (the ``uncertainty run`` command calls it first); later it changes nothing. Accelerators
-    are unaffected: JAX's default devices stay the GPUs."""
+    a CPU shards its members over the cores (``member_mesh``): one model keeps a multi-core CPU
+    only partly busy, members on their own cores use every core. Takes effect only before
+    JAX's first operation (the ``uncertainty run`` command calls it first); later it changes
+    nothing. Accelerators are unaffected: JAX's default devices stay the GPUs."""
     import os
 
     if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
@@ -99,21 +87,6 @@ def spread_over_cpu_cores() -> None:
         jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
     except RuntimeError:  # JAX has started: its devices stay as they are
         pass
-
-
-def shard_members(tree: Any, mesh: Any | None) -> Any:
-    """Place every leaf's leading (member) axis across the mesh; no-op without a mesh."""
-    if mesh is None:
-        return tree
-    from jax.sharding import NamedSharding
-    from jax.sharding import PartitionSpec as P
-
-    def put(leaf: Any) -> Any:
-        if not hasattr(leaf, "ndim") or leaf.ndim == 0:
-            return leaf
-        return jax.device_put(leaf, NamedSharding(mesh, P("member")))
-
-    return jax.tree.map(put, tree)
 
 
 @dataclass
@@ -155,160 +128,76 @@ def train_pinn_members(
     progress: bool = True,
     qn: bool = True,
     member_batch: int | None = None,
+    checkpoint_dir: Any = None,
+    resume: Any = None,
 ) -> EnsembleFit:
-    """Train M >= 1 PINNs of ``problem`` under ``config`` (a ``pdes.pinn.configs.PINNConfig``);
-    M = 1 is the single-model baseline of the benchmarks.
+    """Train M >= 1 PINNs of ``problem`` under ``config`` (a ``pdes.pinn.PINNConfig``) as one
+    program; M = 1 is the single-model baseline of the benchmarks.
 
-    Adam for ``steps`` (default config.steps) in chunks of ``chunk`` steps (default
-    config.log_every), then, when ``qn`` and config.qn_steps > 0, the PINN's quasi-Newton
-    phase (``PINN.qn_chunk``: BFGS / L-BFGS on a batch redrawn every qn_resample_every steps,
-    in config.qn_dtype); every phase is one compiled program. A member whose quasi-Newton
-    chunk turns non-finite keeps its last finite parameters (a per-member NaN guard).
-
-    ``member_batch``: how many members the quasi-Newton phase vmaps at once; groups run one
-    after another in the same program (``jax.lax.map``), and with a device mesh each device
-    does so for its own members. Default (None): all members at once on accelerators, one at
-    a time on CPUs, where a vmapped line search runs every member until the slowest is done
-    and the members' working set falls out of cache (M = 8 on the heat preset: 176 ms a step
-    one at a time against 365 ms vmapped, same results; ``benchmarks/results/uncertainty.md``)."""
+    The phases and the driver are the forward trainer's (``pdes.pinn.phases.fit`` with M
+    stacked members): Adam for ``steps`` (default adam.steps) in chunks of ``chunk`` steps
+    (default run.log_every), then, when ``qn`` and qn.steps > 0, the quasi-Newton phase; a
+    member whose quasi-Newton chunk turns non-finite keeps its last finite parameters.
+    ``member_batch``: members vmapped at once in the quasi-Newton phase (default: all on
+    accelerators, one at a time on CPUs; ``pdes.pinn.phases.default_member_batch``); with a
+    device mesh (``shard``) each device trains its own members. ``checkpoint_dir``/``resume``:
+    checkpoints of the stacked members (``plumbing.checkpoint``)."""
     from pdes.pinn.core import build_pinn
-    from pdes.pinn.precision import x64_if
+    from pdes.pinn.driver import progress_bar
+    from pdes.pinn.phases import default_member_batch, fit
+    from pdes.pinn.precision import cast_floats, x64_if
+    from pdes.pinn.train import checkpoint_identity
 
     if isinstance(members, bool) or not isinstance(members, int | np.integer) or members < 1:
         raise ValueError(f"members must be a positive integer, got {members!r}")
     m = int(members)
+    changes: dict[str, Any] = {}
     if steps is not None:
-        config = dataclasses.replace(config, steps=int(steps))
+        changes["adam.steps"] = int(steps)
+    if chunk is not None:
+        changes["run.log_every"] = int(chunk)
+    if not qn:
+        changes["qn.steps"] = 0
+    config = config.updated(changes) if changes else config
     pinn = build_pinn(problem, config)  # validates before any jit
-    member_batch = _member_batch(member_batch, m)
-    # a float64 config trains in float64 from the start, as pdes.pinn.train does
-    with x64_if(config.dtype == "float64"):
-        return _train_pinn_members(pinn, m, key, chunk, shard, progress, qn, member_batch)
-
-
-def _train_pinn_members(pinn: Any, m: int, key: jax.Array, chunk: int | None, shard: bool, progress: bool,
-                        qn: bool, member_batch: int) -> EnsembleFit:
-    config = pinn.config
-    n_total = config.steps
-    chunk = int(chunk or min(config.log_every, n_total))
-    init_key, train_key, qn_key = jax.random.split(key, 3)
-    qn_steps = int(getattr(config, "qn_steps", 0)) if hasattr(pinn, "qn_chunk") else 0
+    member_batch = default_member_batch(member_batch, m)
     mesh = member_mesh(m) if shard else None
-
+    init_key, train_key, qn_key = jax.random.split(key, 3)
+    adam_steps = config.adam.steps
     start = time.perf_counter()
-    params = jax.jit(jax.vmap(pinn.init))(jax.random.split(init_key, m))
-    state = jax.jit(jax.vmap(pinn.init_train_state))(params, jax.random.split(train_key, m))
+    # a float64 config trains in float64 from the start, as pdes.pinn.train does
+    with x64_if(config.network.dtype == "float64"):
+        params = jax.jit(jax.vmap(pinn.init))(jax.random.split(init_key, m))
+        state = jax.jit(jax.vmap(pinn.init_train_state))(params, jax.random.split(train_key, m))
+        dtype = jax.tree.leaves(params)[0].dtype
     state = shard_members(state, mesh)
+    qn_keys = jax.random.split(qn_key, m)
+
+    def member_keys(step: int) -> jax.Array:
+        return jax.vmap(lambda k: jax.random.fold_in(k, step - adam_steps))(qn_keys)
+
     history: list[np.ndarray] = []
-    bar = _bar(n_total + (qn_steps if qn else 0), f"ensemble x{m}", progress)
-    done = 0
-    while done < n_total:
-        n = min(chunk, n_total - done)
-        state, metrics = _program(pinn, "adam", n, lambda n=n: jax.vmap(partial(pinn.adam_chunk, n_steps=n)))(state)
-        loss = np.asarray(metrics["loss"])  # one host sync per chunk
+
+    def record(metrics: dict[str, Any], p: Any, phase: int, step: int) -> dict[str, Any]:
+        loss = np.asarray(metrics["loss"], dtype=np.float64)
         history.append(loss)
-        done += n
-        bar.update(n)
-        bar.set_postfix(loss=f"{float(np.median(loss)):.2e}")
-    params = state.params
-    if qn and qn_steps > 0:
-        params = _qn_phase(pinn, params, state.weights, qn_key, m, chunk, bar, history, member_batch, mesh)
-    jax.block_until_ready(params)
-    bar.close()
+        return {"step": step, "phase": phase, "loss": loss}
+
+    identity = checkpoint_identity(pinn, members=m, seed_key=np.asarray(jax.random.key_data(key)).tolist())
+    bar, close = progress_bar(config.adam.steps + config.qn.steps, 0, f"ensemble x{m}", progress, show=("loss",))
+    try:
+        result, _ = fit(pinn, state, qn_key=member_keys, members=m, member_batch=member_batch, mesh=mesh,
+                        record=record, callbacks=[bar], checkpoint_dir=checkpoint_dir, resume=resume,
+                        meta={**identity, "config": config.to_dict()}, expect=identity, prog="uncertainty")
+    finally:
+        close()
+    if not result.completed:
+        from plumbing.cli import Failure
+
+        raise Failure(f"ensemble training stopped: {result.stopped}")
+    with x64_if(config.qn.dtype == "float64" or config.network.dtype == "float64"):
+        params = jax.block_until_ready(cast_floats(result.state.params, dtype))
     return EnsembleFit(pinn, params, history, time.perf_counter() - start, m)
-
-
-def _program(pinn: Any, phase: str, n: int, make: Callable[[], Callable]) -> Callable:
-    """The jitted ``phase`` chunk of n steps over the members, made once per PINN (``build_pinn``
-    returns the same PINN for the same problem and config), so a second ensemble of the same
-    config and size in one process compiles nothing."""
-    key = ("ensemble", phase, n)
-    if key not in pinn._jit:
-        pinn._jit[key] = jax.jit(make())
-    return pinn._jit[key]
-
-
-def _member_batch(member_batch: int | None, m: int) -> int:
-    """Members vmapped at once in the quasi-Newton phase (see ``train_pinn_members``)."""
-    if member_batch is None:
-        return 1 if jax.default_backend() == "cpu" else m
-    if isinstance(member_batch, bool) or not isinstance(member_batch, int | np.integer) or member_batch < 1:
-        raise ValueError(f"member_batch must be a positive integer, got {member_batch!r}")
-    return min(int(member_batch), m)
-
-
-def _map_members(run: Callable, member_batch: int, mesh: Any | None) -> Callable:
-    """run(p, o, w, b, k, fresh) over the leading member axis of (p, o, w, b, k): ``member_batch``
-    members vmapped at a time, the groups in sequence (``jax.lax.map``); with a mesh, every
-    device maps over its own members (``jax.shard_map``)."""
-
-    def local(p, o, w, b, k, fresh):
-        if member_batch > 1 and member_batch >= jax.tree.leaves(p)[0].shape[0]:
-            return jax.vmap(run, in_axes=(0, 0, 0, 0, 0, None))(p, o, w, b, k, fresh)
-        # one at a time runs the plain (unbatched) program: a vmapped line search, even over one
-        # member, costs ~1.6x on a CPU (34.5 against 21.6 ms a step, heat preset)
-        return jax.lax.map(lambda a: run(*a, fresh), (p, o, w, b, k),
-                           batch_size=member_batch if member_batch > 1 else None)
-
-    if mesh is None:
-        return local
-    from jax.sharding import PartitionSpec as P
-
-    spec = P("member")
-    return jax.shard_map(local, mesh=mesh, in_specs=(spec,) * 5 + (P(),), out_specs=spec, check_vma=False)
-
-
-def _qn_phase(
-    pinn: Any,
-    params: Any,
-    weights: Any,
-    key: jax.Array,
-    m: int,
-    chunk: int,
-    bar: Any,
-    history: list,
-    member_batch: int,
-    mesh: Any | None,
-) -> Any:
-    """The quasi-Newton phase of every member at once; returns params in their Adam dtype."""
-    from pdes.pinn.precision import cast_floats, x64_if
-
-    config = pinn.config
-    dtype = jax.tree.leaves(params)[0].dtype
-    x64 = config.qn_dtype == "float64"
-    with x64_if(x64):
-        qdt = jnp.float64 if x64 else jnp.float32
-        params, weights = cast_floats(params, qdt), cast_floats(weights, qdt)
-        opt_state, batch = jax.jit(jax.vmap(pinn.init_qn))(params)
-        keys = jax.random.split(key, m)
-
-        def guarded(n: int) -> Callable:
-            def run(p, o, w, b, k, fresh):
-                new_p, new_o, new_b, metrics = pinn.qn_chunk(p, o, w, b, k, fresh, n)
-                ok = jnp.isfinite(metrics["loss"]) & jnp.all(
-                    jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(new_p)])
-                )
-                pick = partial(jax.tree.map, lambda a, b_: jnp.where(ok, a, b_))
-                return pick(new_p, p), pick(new_o, o), pick(new_b, b), metrics["loss"]
-
-            return _map_members(run, member_batch, mesh)
-
-        total, done, fresh = config.qn_steps, 0, True
-        every = config.qn_resample_every
-        while done < total:
-            fresh = fresh or done % every == 0
-            n = min(chunk, total - done, every - done % every)
-            step_keys = jax.vmap(lambda k, d=done: jax.random.fold_in(k, d))(keys)
-            program = _program(pinn, f"qn/{member_batch}/{mesh is not None}", n, lambda n=n: guarded(n))
-            params, opt_state, batch, loss = program(
-                params, opt_state, weights, batch, step_keys, jnp.asarray(fresh)
-            )
-            fresh = False
-            history.append(np.asarray(loss))
-            done += n
-            bar.update(n)
-            bar.set_postfix(loss=f"{float(np.median(history[-1])):.2e}")
-        return jax.block_until_ready(cast_floats(params, dtype))
 
 
 def predict_pinn_members(pinn: Any, params: Any, t: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -362,7 +251,7 @@ def train_fno_members(
         raise ValueError(
             f"batch_size={train_config.batch_size} is larger than the {data.a_train.shape[0]} training samples"
         )
-    cfg = dataclasses.replace(model_config, dim=data.dim)
+    cfg = dataclasses.replace(model_config, dim=data.dim).resolved(tuple(data.a_train.shape[1:]), data.periodic)
     template = FNO(cfg, rngs=nnx.Rngs(0))
     template.set_normalization(
         float(data.a_train.mean()),

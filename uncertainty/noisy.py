@@ -15,7 +15,6 @@ the aleatoric variance mean_m s_m^2 of a new observation (``mixture_moments``).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -27,7 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from uncertainty.ensemble import EnsembleFit, _bar, check_members, member_mesh, shard_members
+from pdes.pinn.phases import member_mesh, shard_members
+from uncertainty.ensemble import EnsembleFit, _bar, check_members
 
 __all__ = ["Observations", "noisy_observations", "noisy_pinn_ensemble"]
 
@@ -87,17 +87,17 @@ def noisy_pinn_ensemble(
 
     m = check_members(members)
     if steps is not None:
-        config = dataclasses.replace(config, steps=int(steps))
+        config = config.updated({"adam.steps": int(steps)})
     pinn = build_pinn(problem, config)
     # a float64 config trains in float64 from the start, as pdes.pinn.train does
-    with x64_if(config.dtype == "float64"):
+    with x64_if(config.network.dtype == "float64"):
         return _train_noisy(pinn, obs, m, key, gaussian_head, chunk, shard, progress)
 
 
 def _train_noisy(pinn: Any, obs: Observations, m: int, key: jax.Array, gaussian_head: bool, chunk: int | None,
                  shard: bool, progress: bool) -> EnsembleFit:
     config = pinn.config
-    dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
+    dtype = jnp.float64 if config.network.dtype == "float64" else jnp.float32
     t_obs, x_obs, y_obs = (jnp.asarray(v, dtype) for v in (obs.t, obs.x, obs.y))
     tx = pinn.adam()
     init_noise = max(obs.noise, 1e-3)
@@ -123,7 +123,7 @@ def _train_noisy(pinn: Any, obs: Observations, m: int, key: jax.Array, gaussian_
 
         def one(carry, k):
             params, opt_state = carry
-            batch = pinn.sample(k, config.n_res, dtype)
+            batch = pinn.sample(k, config.sampling.n_res, dtype)
             loss, grads = jax.value_and_grad(loss_fn)(params, batch)
             updates, opt_state = tx.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), loss
@@ -136,13 +136,13 @@ def _train_noisy(pinn: Any, obs: Observations, m: int, key: jax.Array, gaussian_
     mesh = member_mesh(m) if shard else None
     start = time.perf_counter()
     state = shard_members(jax.jit(jax.vmap(init))(jax.random.split(key, m)), mesh)
-    chunk = int(chunk or min(config.log_every, config.steps))
+    chunk = int(chunk or min(config.run.log_every, config.adam.steps))
     compiled: dict[int, Callable] = {}
     history: list[np.ndarray] = []
-    bar = _bar(config.steps, f"noisy ensemble x{m}", progress)
+    bar = _bar(config.adam.steps, f"noisy ensemble x{m}", progress)
     done = 0
-    while done < config.steps:
-        n = min(chunk, config.steps - done)
+    while done < config.adam.steps:
+        n = min(chunk, config.adam.steps - done)
         if n not in compiled:
             compiled[n] = jax.jit(jax.vmap(partial(run_chunk, n_steps=n)))
         state, loss = compiled[n](state)

@@ -20,6 +20,7 @@ import jax
 import numpy as np
 import xarray as xr
 
+from plumbing.cli import Failure
 from uncertainty.ensemble import check_members, mixture_moments
 
 __all__ = ["generate_operator_data", "run_fno", "run_from_args", "run_pinn"]
@@ -96,17 +97,17 @@ def run_pinn(
         from uncertainty.dropout import pinn_dropout_draws
         from uncertainty.ensemble import train_pinn_members
 
-        if config.dropout <= 0:
+        if config.network.dropout <= 0:
             raise ValueError("--dropout must be > 0 for mc_dropout")
         train_key, draw_key = jax.random.split(key)
         fit = train_pinn_members(problem, config, members=1, key=train_key, progress=progress)
         params = jax.tree.map(lambda a: a[0], fit.params)
         samples = pinn_dropout_draws(fit.model, params, t, x, draws=m, key=draw_key)
-        extra["dropout"] = config.dropout
+        extra["dropout"] = config.network.dropout
         label = "pinn_mc_dropout"
     wall = time.perf_counter() - start
     if not np.all(np.isfinite(samples)):
-        raise RuntimeError("training diverged: the prediction has non-finite values")
+        raise Failure("training diverged: the prediction has non-finite values")
     mean, epistemic = mixture_moments(samples)
     u_std, floor = _std(epistemic, mean)
     extra["u_std_floor"] = floor
@@ -218,7 +219,7 @@ def run_fno(
         label = "fno_mc_dropout"
     wall = time.perf_counter() - start
     if not np.all(np.isfinite(samples)):
-        raise RuntimeError("training diverged: the prediction has non-finite values")
+        raise Failure("training diverged: the prediction has non-finite values")
     mean, var = mixture_moments(samples)
     u_std, floor = _std(var, mean)
     nx = data.a_test.shape[1]
@@ -291,9 +292,9 @@ def run_from_args(args: Any) -> dict[str, Any]:
         )
         overrides = _overrides(args.overrides)
         if args.method == "mc_dropout":
-            overrides.setdefault("dropout", str(args.dropout))
+            overrides.setdefault("network.dropout", str(args.dropout))
         if args.lr is not None:
-            overrides["lr"] = str(args.lr)
+            overrides["adam.lr"] = str(args.lr)
         config = resolve_config(
             problem, preset=args.preset, config_file=args.config, steps=args.steps, overrides=overrides
         )

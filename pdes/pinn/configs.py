@@ -1,13 +1,26 @@
-"""PINN run configurations: one frozen dataclass, named levels per problem, TOML and flag overrides.
+"""PINN run configurations: one frozen dataclass of six sections, named levels per problem,
+TOML and flag overrides with dotted names.
+
+A config is a ``PINNConfig`` of sections, each a frozen dataclass::
+
+    network   NetworkConfig    the ansatz: architecture, embeddings, hard constraints, dtype
+    sampling  SamplingConfig   collocation points: counts and sampler
+    loss      LossConfig       loss weighting (grad-norm) and causal weighting
+    adam      AdamConfig       the first phase: steps and learning-rate schedule
+    qn        QNConfig         the second phase: quasi-Newton method, steps, points
+    run       RunConfig        logging, checkpoint cadence, time budget
+    inverse   InverseConfig    trainable PDE coefficients (inverse problems only)
 
 An ablation is a config, not a code copy::
 
     cfg = get_config("burgers", "fast")
-    no_causal = dataclasses.replace(cfg, causal=False)
+    no_causal = cfg.updated({"loss.causal": False})       # or dataclasses.replace per section
 
-``load_overrides`` reads a flat TOML file (``width = 128``, ``causal = false``);
-``parse_overrides`` converts ``{"width": "128"}`` from ``--set KEY=VALUE`` by the field
-types. Unknown keys raise ``ValueError`` naming them.
+Overrides name fields by section: ``--set qn.steps=2000``, ``parse_overrides({"network.width":
+"128"})`` converts strings by the field types; a TOML file has one table per section
+(``[network]`` ``width = 128``). Unknown keys raise ``ValueError`` naming them. The flat names of
+the previous release (``width``, ``qn_steps``, ...) are accepted for one release with a
+``FutureWarning`` naming the new key.
 """
 
 from __future__ import annotations
@@ -15,17 +28,29 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
-from dataclasses import dataclass, fields, replace
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "LEVELS",
+    "SECTIONS",
+    "AdamConfig",
+    "InverseConfig",
+    "LossConfig",
+    "NetworkConfig",
     "PINNConfig",
+    "QNConfig",
+    "RunConfig",
+    "SamplingConfig",
     "apply_overrides",
+    "convert_value",
     "get_config",
     "load_overrides",
     "parse_overrides",
+    "program_config",
 ]
 
 ARCHS = ("mlp", "modified_mlp", "pirate")
@@ -36,48 +61,49 @@ DTYPES = ("float32", "float64")
 QN_METHODS = ("bfgs", "ssbroyden", "lbfgs")
 
 
+# ----------------------------------------------------------------------------- checks
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+
+
+def _number(name: str, value: Any, *, positive: bool = False, lo: float | None = None,
+            hi: float | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if positive and value <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    if (lo is not None and value < lo) or (hi is not None and value >= hi):
+        raise ValueError(f"{name} must be in [{lo}, {hi}), got {value!r}")
+
+
+# ----------------------------------------------------------------------------- sections
+
+
 @dataclass(frozen=True)
-class PINNConfig:
-    """Everything that decides a PINN run. Fields are grouped: network, collocation, loss,
-    Adam phase, L-BFGS phase, logging.
+class NetworkConfig:
+    """The ansatz. ``arch`` is "mlp", "modified_mlp" (Wang, Teng & Perdikaris 2021) or "pirate"
+    (PirateNet-style gated residual blocks, Wang et al. 2024); ``depth`` counts hidden layers
+    (blocks for "pirate"). ``x_modes`` > 0 embeds x exactly periodically as cos/sin(k pi xi),
+    xi = (x - x_min)/L, k = 1..x_modes (period 2L, the odd extension of a zero-Dirichlet
+    problem). ``fourier_features`` > 0 adds that many random Fourier features of (t, embedded
+    x) with scale ``fourier_scale``. ``rwf`` is random weight factorization W = diag(exp(s)) V,
+    s ~ N(rwf_mean, rwf_std). ``hard_ic``/``hard_bc`` build initial (and, for wave, initial-
+    velocity) and boundary data into the ansatz. ``odd_symmetric`` builds in
+    u(t, c + s) = -u(t, c - s) about the domain's centre c, using (N(t, xi) - N(t, 1 - xi)) / 2
+    in place of the network N: valid (and checked) when the initial data are odd about c, as
+    for the Burgers preset, since the three equations are invariant under (x, u) -> (2c - x, -u);
+    for Burgers it fixes the shock at the centre. ``dropout`` > 0 drops hidden units with one
+    mask per function sample (MC dropout). ``dtype`` is the Adam phase's float type."""
 
-    Network: ``arch`` is "mlp", "modified_mlp" (Wang, Teng & Perdikaris 2021) or "pirate"
-    (PirateNet-style gated residual blocks, Wang et al. 2024); ``depth`` counts hidden
-    layers (blocks for "pirate"). ``x_modes`` > 0 embeds x exactly periodically as
-    cos/sin(k pi xi), xi = (x - x_min)/L, k = 1..x_modes (period 2L, the odd extension of
-    a zero-Dirichlet problem). ``fourier_features`` > 0 adds that many random Fourier
-    features of (t, embedded x) with scale ``fourier_scale``. ``rwf`` is random weight
-    factorization W = diag(exp(s)) V, s ~ N(rwf_mean, rwf_std). ``hard_ic``/``hard_bc``
-    build initial (and, for wave, initial-velocity) and boundary data into the ansatz.
-    ``odd_symmetric`` builds in u(t, c + s) = -u(t, c - s) about the domain's centre c, by
-    using (N(t, xi) - N(t, 1 - xi)) / 2 in place of the network N: valid (and checked) when
-    the initial data are odd about c, as for the Burgers preset (-sin(pi x) on [-1, 1]), since
-    the three equations are invariant under (x, u) -> (2c - x, -u); for Burgers it fixes the
-    shock at the centre.
-    ``dropout`` > 0 drops hidden units with one mask per function sample (MC dropout).
-
-    Collocation: fresh points every step; ``sampler`` "uniform", "sobol" (scrambled by a
-    random shift each step) or "rad" (residual-based adaptive: a pool ``rad_pool`` times
-    ``n_res`` drawn per chunk, points chosen with probability ~ |r|^rad_k / mean + rad_c).
-
-    Loss: ``weighting`` "gradnorm" rebalances the loss terms every ``weight_every`` steps
-    (Wang et al. 2023); ``causal`` weights time slices by exp(-causal_eps * cumulative
-    earlier residual) (Wang, Sankaran & Perdikaris 2024).
-
-    Optimizers: Adam for ``steps`` steps with linear warm-up over ``warmup_steps`` then
-    exponential decay by ``decay_rate`` every ``decay_steps``; then ``qn_steps`` of a
-    quasi-Newton method ``qn_method`` (dense "bfgs", dense self-scaled Broyden "ssbroyden"
-    (Urban, Stefanou & Pons 2025) or optax "lbfgs" with ``qn_memory`` pairs; all with the
-    zoom line search) in ``qn_dtype`` on ``qn_n_res`` points redrawn every
-    ``qn_resample_every`` steps (the dense methods keep their inverse Hessian across redraws;
-    L-BFGS restarts its memory). ``log_every`` steps run as one compiled chunk;
-    history and the error against the exact solution are recorded after each chunk.
-    ``max_wall_s`` (0: no limit) ends training at the first chunk boundary after that many
-    seconds of this run; the result, history and a checkpoint are of that state, and
-    ``--resume`` goes on from it.
-    """
-
-    # network
     arch: str = "modified_mlp"
     width: int = 64
     depth: int = 3
@@ -94,7 +120,30 @@ class PINNConfig:
     output_scale: float = 1.0
     dropout: float = 0.0
     dtype: str = "float32"
-    # collocation
+
+    def __post_init__(self) -> None:
+        _choice("network.arch", self.arch, ARCHS)
+        _choice("network.activation", self.activation, ACTIVATIONS)
+        _choice("network.dtype", self.dtype, DTYPES)
+        _int("network.width", self.width, 1)
+        _int("network.depth", self.depth, 1)
+        _int("network.x_modes", self.x_modes, 0)
+        _int("network.fourier_features", self.fourier_features, 0)
+        for name in ("fourier_scale", "output_scale"):
+            _number(f"network.{name}", getattr(self, name), positive=True)
+        for name in ("rwf_mean", "rwf_std"):
+            _number(f"network.{name}", getattr(self, name))
+        _number("network.dropout", self.dropout, lo=0.0, hi=1.0)
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Collocation points, fresh every step: ``n_res`` residual points (``n_ic`` initial and
+    ``n_bc`` boundary points when those constraints are soft). ``sampler`` "uniform", "sobol"
+    (scrambled, shifted by a random vector each step) or "rad" (residual-based adaptive, Wu et
+    al. 2023: a pool of ``rad_pool`` times ``n_res`` candidates drawn per chunk, points chosen
+    with probability ~ |r|^rad_k / mean + rad_c)."""
+
     n_res: int = 1024
     n_ic: int = 256
     n_bc: int = 128
@@ -102,133 +151,226 @@ class PINNConfig:
     rad_k: float = 1.0
     rad_c: float = 1.0
     rad_pool: int = 8
-    # loss
+
+    def __post_init__(self) -> None:
+        _choice("sampling.sampler", self.sampler, SAMPLERS)
+        for name in ("n_res", "n_ic", "n_bc", "rad_pool"):
+            _int(f"sampling.{name}", getattr(self, name), 1)
+        _number("sampling.rad_k", self.rad_k)
+        _number("sampling.rad_c", self.rad_c, positive=True)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """``weighting`` "gradnorm" rebalances the loss terms every ``weight_every`` steps (Wang et
+    al. 2023) with momentum ``weight_momentum``; ``causal`` weights time slices by
+    exp(-causal_eps * cumulative earlier residual) over ``causal_chunks`` slices (Wang, Sankaran
+    & Perdikaris 2024)."""
+
     weighting: str = "gradnorm"
     weight_every: int = 100
     weight_momentum: float = 0.9
     causal: bool = False
     causal_eps: float = 1.0
     causal_chunks: int = 16
-    # Adam
+
+    def __post_init__(self) -> None:
+        _choice("loss.weighting", self.weighting, WEIGHTINGS)
+        _int("loss.weight_every", self.weight_every, 1)
+        _int("loss.causal_chunks", self.causal_chunks, 1)
+        _number("loss.weight_momentum", self.weight_momentum, lo=0.0, hi=1.0)
+        _number("loss.causal_eps", self.causal_eps, positive=True)
+
+
+@dataclass(frozen=True)
+class AdamConfig:
+    """Adam for ``steps`` steps: linear warm-up over ``warmup_steps`` to ``lr``, then exponential
+    decay by ``decay_rate`` every ``decay_steps``."""
+
     steps: int = 2000
     lr: float = 1e-3
     warmup_steps: int = 100
     decay_rate: float = 0.9
     decay_steps: int = 500
-    # quasi-Newton
-    qn_method: str = "lbfgs"
-    qn_steps: int = 0
-    qn_memory: int = 20
-    qn_dtype: str = "float64"
-    qn_n_res: int = 2048
-    qn_resample_every: int = 500
-    # logging
+
+    def __post_init__(self) -> None:
+        _int("adam.steps", self.steps, 1)
+        _int("adam.warmup_steps", self.warmup_steps, 0)
+        _int("adam.decay_steps", self.decay_steps, 1)
+        _number("adam.lr", self.lr, positive=True)
+        _number("adam.decay_rate", self.decay_rate, positive=True)
+
+
+@dataclass(frozen=True)
+class QNConfig:
+    """Then ``steps`` of a quasi-Newton ``method``: dense "bfgs", dense self-scaled Broyden
+    "ssbroyden" (Urban, Stefanou & Pons 2025) or optax "lbfgs" with ``memory`` pairs, all with
+    the zoom line search, in ``dtype``, on ``n_res`` points redrawn every ``resample_every``
+    steps (the dense methods keep their inverse Hessian across redraws; L-BFGS restarts)."""
+
+    method: str = "lbfgs"
+    steps: int = 0
+    memory: int = 20
+    dtype: str = "float64"
+    n_res: int = 2048
+    resample_every: int = 500
+
+    def __post_init__(self) -> None:
+        _choice("qn.method", self.method, QN_METHODS)
+        _choice("qn.dtype", self.dtype, DTYPES)
+        _int("qn.steps", self.steps, 0)
+        for name in ("memory", "n_res", "resample_every"):
+            _int(f"qn.{name}", getattr(self, name), 1)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """``log_every`` steps run as one compiled chunk, after which history and the error against
+    the reference are recorded; a checkpoint every ``checkpoint_every`` steps (and at the end)
+    when a checkpoint folder is given; ``max_wall_s`` (0: none) ends training at the first chunk
+    boundary after that many seconds (the result and a checkpoint are of that state, and
+    ``--resume`` goes on from it)."""
+
     log_every: int = 100
     checkpoint_every: int = 1000
     max_wall_s: float = 0.0
 
     def __post_init__(self) -> None:
-        _choice("arch", self.arch, ARCHS)
-        _choice("activation", self.activation, ACTIVATIONS)
-        _choice("sampler", self.sampler, SAMPLERS)
-        _choice("weighting", self.weighting, WEIGHTINGS)
-        _choice("dtype", self.dtype, DTYPES)
-        _choice("qn_dtype", self.qn_dtype, DTYPES)
-        _choice("qn_method", self.qn_method, QN_METHODS)
-        for name in ("width", "depth", "n_res", "n_ic", "n_bc", "steps", "log_every", "checkpoint_every",
-                     "weight_every", "causal_chunks", "rad_pool", "qn_memory", "qn_n_res",
-                     "qn_resample_every", "decay_steps"):
-            _positive_int(name, getattr(self, name))
-        for name in ("x_modes", "fourier_features", "warmup_steps", "qn_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-        for name in ("fourier_scale", "lr", "decay_rate", "output_scale", "rwf_mean", "rwf_std",
-                     "causal_eps", "rad_k", "rad_c", "weight_momentum", "dropout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if (isinstance(self.max_wall_s, bool) or not isinstance(self.max_wall_s, int | float)
-                or not math.isfinite(self.max_wall_s) or self.max_wall_s < 0):
-            raise ValueError(f"max_wall_s must be a non-negative number of seconds, got {self.max_wall_s!r}")
-        if not (0.0 <= self.dropout < 1.0):
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if not (0.0 <= self.weight_momentum < 1.0):
-            raise ValueError(f"weight_momentum must be in [0, 1), got {self.weight_momentum!r}")
-        for name in ("lr", "fourier_scale", "decay_rate", "output_scale", "causal_eps", "rad_c"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if self.causal and self.n_res % self.causal_chunks:
-            raise ValueError(f"n_res ({self.n_res}) must be a multiple of causal_chunks ({self.causal_chunks})")
-        if self.causal and self.qn_n_res % self.causal_chunks:
-            raise ValueError(
-                f"qn_n_res ({self.qn_n_res}) must be a multiple of causal_chunks ({self.causal_chunks})"
-            )
-        if self.arch == "pirate" and self.fourier_features and 2 * self.fourier_features != self.width:
-            pass  # a projection layer maps the embedding to the width
+        _int("run.log_every", self.log_every, 1)
+        _int("run.checkpoint_every", self.checkpoint_every, 1)
+        _number("run.max_wall_s", self.max_wall_s, lo=0.0, hi=math.inf)
+
+
+@dataclass(frozen=True)
+class InverseConfig:
+    """Inverse problems (``pdes.inverse``): the unknown coefficients are trainable, value =
+    exp(raw), raw trained by its own Adam with peak learning rate ``coeff_lr`` (same warm-up and
+    decay shape as the network's, second-moment decay ``coeff_b2``). ``init``: initial guesses
+    ((name, value), ...); ``init_spread``: std of the log-normal jitter of the guesses across
+    ensemble members (a single run starts at ``init`` exactly); ``bootstrap``: ensemble members
+    see bootstrap resamples of the observations; ``data_warmup``: for this fraction of the
+    Adam steps the residual's gradient reaches only the coefficients, not the network, so the
+    network first follows the data."""
+
+    coeff_lr: float = 0.05
+    coeff_b2: float = 0.99
+    init: tuple[tuple[str, float], ...] = ()
+    init_spread: float = 0.3
+    bootstrap: bool = True
+    data_warmup: float = 0.2
+
+    def __post_init__(self) -> None:
+        _number("inverse.coeff_lr", self.coeff_lr, positive=True)
+        _number("inverse.coeff_b2", self.coeff_b2, lo=0.0, hi=1.0)
+        _number("inverse.init_spread", self.init_spread, lo=0.0, hi=math.inf)
+        _number("inverse.data_warmup", self.data_warmup, lo=0.0, hi=1.0)
+        for name, value in self.init:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value > 0):
+                raise ValueError(f"initial guess of {name} must be a positive finite number, got {value!r}")
+
+
+SECTIONS: dict[str, type] = {"network": NetworkConfig, "sampling": SamplingConfig, "loss": LossConfig,
+                             "adam": AdamConfig, "qn": QNConfig, "run": RunConfig, "inverse": InverseConfig}
+
+
+@dataclass(frozen=True)
+class PINNConfig:
+    """Everything that decides a PINN run, in sections (see the module doc)."""
+
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    adam: AdamConfig = field(default_factory=AdamConfig)
+    qn: QNConfig = field(default_factory=QNConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    inverse: InverseConfig = field(default_factory=InverseConfig)
+
+    def __post_init__(self) -> None:
+        for name, kind in SECTIONS.items():
+            if not isinstance(getattr(self, name), kind):
+                raise ValueError(f"{name} must be a {kind.__name__}, got {type(getattr(self, name)).__name__}")
+        if self.loss.causal:
+            for where, n in (("sampling.n_res", self.sampling.n_res), ("qn.n_res", self.qn.n_res)):
+                if n % self.loss.causal_chunks:
+                    raise ValueError(f"{where} ({n}) must be a multiple of loss.causal_chunks "
+                                     f"({self.loss.causal_chunks})")
 
     def to_dict(self) -> dict[str, Any]:
+        """{section: {field: value}} (JSON-able)."""
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PINNConfig:
+        """The config of ``to_dict`` (missing sections and fields take their defaults)."""
+        _check_keys(_flatten(data), "config")
+        sections = {}
+        for name, kind in SECTIONS.items():
+            values = dict(data.get(name, {}))
+            if name == "inverse" and "init" in values:
+                values["init"] = tuple((str(k), float(v)) for k, v in
+                                       (values["init"].items() if isinstance(values["init"], dict) else values["init"]))
+            sections[name] = kind(**values)
+        return cls(**sections)
 
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    def updated(self, changes: Mapping[str, Any]) -> PINNConfig:
+        """A copy with the typed values of ``changes`` ({"section.field": value}) set."""
+        by_section: dict[str, dict[str, Any]] = {}
+        for key, value in changes.items():
+            section, name = _split_key(key)
+            by_section.setdefault(section, {})[name] = value
+        return replace(self, **{s: replace(getattr(self, s), **v) for s, v in by_section.items()})
+
+    def get(self, key: str) -> Any:
+        """The value of "section.field"."""
+        section, name = _split_key(key)
+        return getattr(getattr(self, section), name)
 
 
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+def program_config(config: PINNConfig) -> PINNConfig:
+    """The config with the fields that do not enter any compiled program (run lengths, logging,
+    checkpoints, time budget, inverse start values) set to fixed values: two runs whose configs
+    have the same program_config share their compiled programs."""
+    return replace(config, adam=replace(config.adam, steps=1), qn=replace(config.qn, steps=0, resample_every=1),
+                   run=RunConfig(), inverse=replace(config.inverse, init=(), init_spread=0.0, bootstrap=False))
 
 
-_BASE = PINNConfig()
+# ----------------------------------------------------------------------------- keys and overrides
 
-# Named levels per problem. `fast`: under 2 minutes on the 2-core CPU; `accurate`: under 15
-# minutes there. All three problems use hard initial/boundary constraints, so the only loss
-# term is the PDE residual (weighting then has nothing to balance). Every level is a small
-# float64 network: Adam on fresh points, then the dense self-scaled Broyden method
-# (Urban, Stefanou & Pons 2025), which reaches errors one to three orders of magnitude below
-# dense BFGS in the same steps here. Errors and times measured for each level are in
-# benchmarks/results/pinn.md.
-_HEAT = replace(_BASE, arch="mlp", width=32, depth=3, x_modes=2, dtype="float64", lr=3e-3, qn_method="ssbroyden")
-_WAVE = replace(_BASE, arch="mlp", width=32, depth=3, x_modes=1, fourier_features=16, fourier_scale=2.0, rwf=False,
-                dtype="float64", n_res=1024, lr=2e-3, decay_steps=500, qn_method="ssbroyden")
-_BURGERS = replace(_BASE, arch="mlp", width=20, depth=3, rwf=False, dtype="float64", odd_symmetric=True, n_res=1024,
-                   sampler="rad", rad_k=2.0, lr=3e-3, decay_steps=300, qn_method="ssbroyden", qn_n_res=4096,
-                   qn_resample_every=1000)
-LEVELS: dict[str, dict[str, PINNConfig]] = {
-    "heat": {
-        "fast": replace(_HEAT, n_res=1024, steps=1000, decay_steps=300, log_every=250, qn_steps=1000,
-                        qn_n_res=2048, qn_resample_every=1000),
-        "accurate": replace(_HEAT, n_res=2048, steps=2000, decay_steps=400, log_every=1000, qn_steps=6000,
-                            qn_n_res=4096, qn_resample_every=6000),
-    },
-    "wave": {
-        "fast": replace(_WAVE, steps=1500, log_every=250, qn_steps=1000, qn_n_res=2048, qn_resample_every=1000),
-        "accurate": replace(_WAVE, steps=3000, log_every=1000, qn_steps=6000, qn_n_res=4096, qn_resample_every=1000),
-    },
-    "burgers": {
-        "fast": replace(_BURGERS, steps=500, log_every=100, qn_steps=3000),
-        "accurate": replace(_BURGERS, steps=1000, log_every=1000, qn_steps=12000, checkpoint_every=5000),
-    },
+_FIELD_TYPES: dict[str, str] = {f"{s}.{f.name}": str(f.type) for s, kind in SECTIONS.items() for f in fields(kind)}
+# the flat field names of the previous release -> their dotted names
+_FLAT_ALIASES: dict[str, str] = {
+    **{f.name: f"network.{f.name}" for f in fields(NetworkConfig)},
+    **{f.name: f"sampling.{f.name}" for f in fields(SamplingConfig)},
+    **{f.name: f"loss.{f.name}" for f in fields(LossConfig)},
+    **{f.name: f"adam.{f.name}" for f in fields(AdamConfig)},
+    **{f"qn_{f.name}": f"qn.{f.name}" for f in fields(QNConfig)},
+    **{f.name: f"run.{f.name}" for f in fields(RunConfig)},
 }
 
 
-def get_config(problem_name: str, preset: str = "fast") -> PINNConfig:
-    """The named level ``preset`` ("fast" or "accurate") for the problem called ``problem_name``."""
-    if problem_name not in LEVELS:
-        raise ValueError(f"no PINN presets for problem {problem_name!r}; known: {', '.join(LEVELS)}")
-    levels = LEVELS[problem_name]
-    if preset not in levels:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(levels)}")
-    return levels[preset]
+def _split_key(key: str) -> tuple[str, str]:
+    if key not in _FIELD_TYPES:
+        raise ValueError(f"unknown PINN config key {key!r}")
+    section, name = key.split(".", 1)
+    return section, name
 
 
-_FIELD_TYPES = {f.name: f.type for f in fields(PINNConfig)}
+def _canonical(key: str, source: str) -> str:
+    """The dotted name of ``key``; a flat name of the previous release is mapped with a FutureWarning."""
+    if key in _FIELD_TYPES:
+        return key
+    if key in _FLAT_ALIASES:
+        new = _FLAT_ALIASES[key]
+        warnings.warn(f"PINN config key {key!r} ({source}) is deprecated; use {new!r}", FutureWarning, stacklevel=4)
+        return new
+    return key
 
 
-def _convert(key: str, value: Any) -> Any:
-    return convert_value(key, value, _FIELD_TYPES[key])
+def _check_keys(keys: Any, source: str) -> None:
+    unknown = sorted(set(keys) - set(_FIELD_TYPES) - set(_FLAT_ALIASES))
+    if unknown:
+        raise ValueError(f"unknown PINN config key(s) in {source}: {', '.join(unknown)} "
+                         f"(keys are section.field, sections {', '.join(SECTIONS)})")
 
 
 def convert_value(key: str, value: Any, kind: str) -> Any:
@@ -262,25 +404,53 @@ def convert_value(key: str, value: Any, kind: str) -> Any:
             return float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{key} must be a number, got {value!r}") from None
+    if kind.startswith("tuple"):  # inverse.init: "name=value,name=value" or a mapping
+        return _parse_init(key, value)
     return str(value)
 
 
-def _check_keys(keys: Any, source: str) -> None:
-    unknown = sorted(set(keys) - set(_FIELD_TYPES))
-    if unknown:
-        raise ValueError(f"unknown PINN config key(s) in {source}: {', '.join(unknown)}")
+def _parse_init(key: str, value: Any) -> tuple[tuple[str, float], ...]:
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, tuple | list):
+        items = list(value)
+    else:
+        items = [part.split("=", 1) if "=" in part else (part, "") for part in str(value).split(",") if part.strip()]
+    out = []
+    for name, v in items:
+        out.append((str(name).strip(), convert_value(f"{key} {str(name).strip()}", v, "float")))
+    return tuple(out)
 
 
-def parse_overrides(overrides: dict[str, Any] | None, source: str = "overrides") -> dict[str, Any]:
-    """Convert ``{"width": "128", "causal": "false"}`` to typed values by the field types."""
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"qn": {"steps": 5}} -> {"qn.steps": 5}; flat keys stay as they are."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and name in SECTIONS:
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def parse_overrides(overrides: Mapping[str, Any] | None, source: str = "overrides") -> dict[str, Any]:
+    """Convert ``{"network.width": "128", "loss.causal": "false"}`` (nested mappings by section
+    work too) to typed values by the field types; unknown keys raise ValueError naming them."""
     if not overrides:
         return {}
-    _check_keys(overrides, source)
-    return {k: _convert(k, v) for k, v in overrides.items()}
+    flat = _flatten(overrides)
+    _check_keys(flat, source)
+    out = {}
+    for key, value in flat.items():
+        key = _canonical(key, source)
+        out[key] = convert_value(key, value, _FIELD_TYPES[key])
+    return out
 
 
 def load_overrides(path: str | Path) -> dict[str, Any]:
-    """Typed overrides from a flat TOML file of config fields (a ``[pinn]`` table also works)."""
+    """Typed overrides from a TOML file with one table per section (``[qn]`` ``steps = 2000``);
+    a ``[pinn]`` table holding those tables also works."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such config file: {str(path)!r}")
@@ -290,19 +460,70 @@ def load_overrides(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{str(path)!r} is not valid TOML: {err}") from None
     if set(data) == {"pinn"} and isinstance(data["pinn"], dict):
         data = data["pinn"]
-    nested = sorted(k for k, v in data.items() if isinstance(v, dict))
+    nested = sorted(k for k, v in data.items() if isinstance(v, dict) and k not in SECTIONS)
     if nested:
-        _check_keys(nested, str(path))
+        raise ValueError(f"unknown table(s) in {str(path)!r}: {', '.join(nested)} (tables are the sections "
+                         f"{', '.join(SECTIONS)})")
     return parse_overrides(data, source=str(path))
 
 
 def apply_overrides(config: PINNConfig, *, config_file: str | Path | None = None,
-                    overrides: dict[str, Any] | None = None, steps: int | None = None) -> PINNConfig:
-    """config, then the TOML file, then ``overrides`` (--set), then ``steps`` (--steps)."""
+                    overrides: Mapping[str, Any] | None = None, steps: int | None = None) -> PINNConfig:
+    """config, then the TOML file, then ``overrides`` (--set), then ``steps`` (--steps: adam.steps)."""
     changes: dict[str, Any] = {}
     if config_file is not None:
         changes.update(load_overrides(config_file))
     changes.update(parse_overrides(overrides, source="--set"))
     if steps is not None:
-        changes["steps"] = _convert("steps", steps)
-    return replace(config, **changes) if changes else config
+        changes["adam.steps"] = convert_value("steps", steps, "int")
+    return config.updated(changes) if changes else config
+
+
+# ----------------------------------------------------------------------------- presets
+
+# Named levels per problem. `fast`: under 2 minutes on a 2-core CPU; `accurate`: under 15
+# minutes there. All three problems use hard initial/boundary constraints, so the only loss
+# term is the PDE residual. Every level is a small float64 network: Adam on fresh points, then
+# the dense self-scaled Broyden method (Urban, Stefanou & Pons 2025). Errors and times measured
+# for each level are in benchmarks/results/pinn.md.
+_HEAT = PINNConfig(network=NetworkConfig(arch="mlp", width=32, depth=3, x_modes=2, dtype="float64"),
+                   adam=AdamConfig(lr=3e-3), qn=QNConfig(method="ssbroyden"))
+_WAVE = PINNConfig(network=NetworkConfig(arch="mlp", width=32, depth=3, x_modes=1, fourier_features=16,
+                                         fourier_scale=2.0, rwf=False, dtype="float64"),
+                   sampling=SamplingConfig(n_res=1024), adam=AdamConfig(lr=2e-3, decay_steps=500),
+                   qn=QNConfig(method="ssbroyden"))
+_BURGERS = PINNConfig(network=NetworkConfig(arch="mlp", width=20, depth=3, rwf=False, dtype="float64",
+                                            odd_symmetric=True),
+                      sampling=SamplingConfig(n_res=1024, sampler="rad", rad_k=2.0),
+                      adam=AdamConfig(lr=3e-3, decay_steps=300),
+                      qn=QNConfig(method="ssbroyden", n_res=4096, resample_every=1000))
+LEVELS: dict[str, dict[str, PINNConfig]] = {
+    "heat": {
+        "fast": _HEAT.updated({"sampling.n_res": 1024, "adam.steps": 1000, "adam.decay_steps": 300,
+                               "run.log_every": 250, "qn.steps": 1000, "qn.n_res": 2048, "qn.resample_every": 1000}),
+        "accurate": _HEAT.updated({"sampling.n_res": 2048, "adam.steps": 2000, "adam.decay_steps": 400,
+                                   "run.log_every": 1000, "qn.steps": 6000, "qn.n_res": 4096,
+                                   "qn.resample_every": 6000}),
+    },
+    "wave": {
+        "fast": _WAVE.updated({"adam.steps": 1500, "run.log_every": 250, "qn.steps": 1000, "qn.n_res": 2048,
+                               "qn.resample_every": 1000}),
+        "accurate": _WAVE.updated({"adam.steps": 3000, "run.log_every": 1000, "qn.steps": 6000, "qn.n_res": 4096,
+                                   "qn.resample_every": 1000}),
+    },
+    "burgers": {
+        "fast": _BURGERS.updated({"adam.steps": 500, "run.log_every": 100, "qn.steps": 3000}),
+        "accurate": _BURGERS.updated({"adam.steps": 1000, "run.log_every": 1000, "qn.steps": 12000,
+                                      "run.checkpoint_every": 5000}),
+    },
+}
+
+
+def get_config(problem_name: str, preset: str = "fast") -> PINNConfig:
+    """The named level ``preset`` ("fast" or "accurate") for the problem called ``problem_name``."""
+    if problem_name not in LEVELS:
+        raise ValueError(f"no PINN presets for problem {problem_name!r}; known: {', '.join(LEVELS)}")
+    levels = LEVELS[problem_name]
+    if preset not in levels:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(levels)}")
+    return levels[preset]

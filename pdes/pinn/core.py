@@ -2,11 +2,18 @@
 
 Everything here is a pure function of arrays and keys, so ``jax.vmap`` over a leading
 member axis trains an ensemble in one compiled program (see ``pdes/pinn/__init__.py``).
+
+Parameters are one pytree, ``{"net": network state, "coeffs": {name: raw}}``: ``coeffs`` holds
+the trainable PDE coefficients of an inverse problem (value = exp(raw)) and is empty for a
+forward problem. Observations, when the PINN fits data (``with_data=True``), are an argument
+``obs = {"t", "x", "u", "w"}`` (arrays (n,); ``w`` per-observation weights, e.g. bootstrap
+counts) of the loss and the training chunks, so ensemble members can see different resamples.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -17,20 +24,20 @@ import optax
 from flax import nnx
 
 from pdes.pinn import sampling
-from pdes.pinn.configs import PINNConfig
+from pdes.pinn.configs import PINNConfig, program_config
 from pdes.pinn.models import PINNNet
 from pdes.pinn.optim import UPDATES, bfgs, keep_curvature
 from pdes.pinn.precision import x64_if
 from pdes.pinn.residuals import coefficients, d_t, initial_data, residual_fn
 from pdes.problems import Burgers, Heat, Wave
 
-__all__ = ["PINN", "TrainState", "build_pinn"]
+__all__ = ["PINN", "Programs", "TrainState", "build_pinn"]
 
 
 class TrainState(NamedTuple):
-    """Everything a training chunk carries. params: the network's parameter pytree;
-    opt_state: the optimizer's state; weights: {term: scalar} loss weights; key: PRNG key;
-    step: scalar int32 step counter of the phase."""
+    """Everything an Adam chunk carries. params: the parameter pytree; opt_state: the
+    optimizer's state; weights: {term: scalar} loss weights; key: PRNG key; step: scalar int32
+    step counter of the phase."""
 
     params: Any
     opt_state: Any
@@ -43,51 +50,67 @@ def _dtype(name: str):
     return jnp.float64 if name == "float64" else jnp.float32
 
 
+def _float_dtype(tree: Any):
+    return jax.tree.leaves(tree)[0].dtype
+
+
 @dataclass(frozen=True, eq=False)
 class PINN:
     """A physics-informed network for one problem and config. Build with ``build_pinn``.
 
     All methods are pure: params in, arrays out. Points t, x are physical coordinates,
-    shape (N,). See the package docstring for the training API.
-    """
+    shape (N,). See the package docstring for the training API. ``coeffs`` are the PDE
+    coefficients by name (the problem's values); ``unknowns`` names those that are trainable
+    (inverse problems); ``terms`` the loss terms ("res", soft "ic"/"ic_v"/"bc", "data")."""
 
-    problem: Heat | Wave | Burgers
+    problem: Any
     config: PINNConfig
     graphdef: Any
     coeffs: dict[str, float]
+    unknowns: tuple[str, ...]
     terms: tuple[str, ...]
     _u0: Any = field(repr=False)
     _v0: Any = field(repr=False)
     _residual: Any = field(repr=False)
     _sobol: np.ndarray | None = field(repr=False, default=None)
-    _jit: dict = field(repr=False, default_factory=dict)
 
-    def jitted(self, name: str, **jit_kw: Any):
-        """``jax.jit(getattr(self, name), **jit_kw)``, made once per PINN, so repeated runs of one
-        (problem, config) reuse the compiled programs."""
-        key = (name, tuple(sorted(jit_kw.items())))
-        if key not in self._jit:
-            self._jit[key] = jax.jit(getattr(self, name), **jit_kw)
-        return self._jit[key]
+    @property
+    def program_key(self) -> tuple:
+        """What shapes this PINN's compiled programs: two PINNs with equal keys compute the same
+        functions, so a compiled program of one serves the other (``Programs``)."""
+        p = self.problem
+        return (p, getattr(p, "initial", None), getattr(p, "initial_velocity", None), program_config(self.config),
+                self.unknowns, self.terms, self._residual, self._warm_until())
+
+    def with_config(self, config: PINNConfig) -> PINN:
+        """This PINN under ``config`` (which must have the same ``program_config``)."""
+        return self if config is self.config else replace(self, config=config)
 
     # ----------------------------------------------------------------- network
     def _net(self, key: jax.Array, dtype) -> PINNNet:
-        c = self.config
+        c = self.config.network
         return PINNNet(arch=c.arch, width=c.width, depth=c.depth, activation=c.activation,
                        x_modes=c.x_modes, fourier_features=c.fourier_features,
                        fourier_scale=c.fourier_scale, rwf=(c.rwf_mean, c.rwf_std) if c.rwf else None,
                        dropout=c.dropout, rngs=nnx.Rngs(params=key), dtype=dtype)
 
-    def init(self, key: jax.Array) -> Any:
-        """Fresh parameters (an nnx.State pytree) in the config's dtype. Vmappable over keys."""
-        _, params = nnx.split(self._net(key, _dtype(self.config.dtype)))
-        return params
+    def init(self, key: jax.Array, coeffs: dict[str, Any] | None = None) -> Any:
+        """Fresh parameters {"net": nnx.State, "coeffs": {name: log value}} in the config's dtype;
+        unknown coefficients start at ``coeffs`` (default: the problem's values). Vmappable."""
+        dtype = _dtype(self.config.network.dtype)
+        _, net = nnx.split(self._net(key, dtype))
+        start = {**self.coeffs, **(coeffs or {})}
+        return {"net": net, "coeffs": {n: jnp.log(jnp.asarray(start[n], dtype)) for n in self.unknowns}}
+
+    def coefficient_values(self, params: Any) -> dict[str, Any]:
+        """The PDE coefficients of ``params``: the problem's, with the unknowns' exp(raw)."""
+        return {**self.coeffs, **{n: jnp.exp(params["coeffs"][n]) for n in self.unknowns}}
 
     def apply(self, params: Any, t: jax.Array, x: jax.Array, dropout_key: jax.Array | None = None) -> jax.Array:
         """u(t, x) with the hard constraints applied. t, x: (N,) -> (N,)."""
         p = self.problem
-        c = self.config
-        net = nnx.merge(self.graphdef, params)
+        c = self.config.network
+        net = nnx.merge(self.graphdef, params["net"])
         t_hat = t / p.t_end
         xi = (x - p.x_min) / p.length
 
@@ -111,60 +134,69 @@ class PINN:
         """The solution as a function (t, x) -> u for the residual operators."""
         return lambda t, x: self.apply(params, t, x, dropout_key)
 
-    def residual(self, params: Any, t: jax.Array, x: jax.Array, coeffs: dict[str, Any] | None = None,
-                 dropout_key: jax.Array | None = None) -> jax.Array:
-        """The PDE residual at (t, x): (N,). coeffs default to the problem's (nu/alpha/c)."""
-        return self._residual(self.field(params, dropout_key), t, x, **(coeffs or self.coeffs))
+    def residual(self, params: Any, t: jax.Array, x: jax.Array, dropout_key: jax.Array | None = None) -> jax.Array:
+        """The PDE residual at (t, x): (N,), with the coefficients of ``params``."""
+        return self._residual(self.field(params, dropout_key), t, x, **self.coefficient_values(params))
 
     # ----------------------------------------------------------------- points
     def _to_physical(self, t_hat: jax.Array, xi: jax.Array) -> tuple[jax.Array, jax.Array]:
         p = self.problem
         return t_hat * p.t_end, p.x_min + xi * p.length
 
-    def rad_pool(self, params: Any, key: jax.Array, dtype) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """A RAD candidate pool (t, x, p) of rad_pool * n_res points and their probabilities."""
-        c = self.config
-        th, xi = sampling.sample_uniform(key, c.rad_pool * c.n_res, dtype)
+    def rad_pool(self, params: Any, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """A RAD candidate pool (t, x, p) of rad_pool * n points and their probabilities."""
+        s = self.config.sampling
+        th, xi = sampling.sample_uniform(key, s.rad_pool * n, _float_dtype(params))
         t, x = self._to_physical(th, xi)
         r = jax.lax.stop_gradient(self.residual(params, t, x))
-        return t, x, sampling.rad_probabilities(r, c.rad_k, c.rad_c)
+        return t, x, sampling.rad_probabilities(r, s.rad_k, s.rad_c)
 
     def sample(self, key: jax.Array, n_res: int, dtype, pool: tuple | None = None) -> dict[str, jax.Array]:
         """A fresh batch: residual points t, x (n_res,), sorted by t when causal; initial points
         x0 (n_ic,) and boundary times tb (n_bc,) when those constraints are soft."""
-        c = self.config
+        s = self.config.sampling
         k_res, k_ic, k_bc = jax.random.split(key, 3)
         if pool is not None:
             t, x = sampling.sample_from_pool(k_res, *pool, n_res)
         else:
-            if c.sampler == "sobol" and self._sobol is not None and self._sobol.shape[0] == n_res:
+            if s.sampler == "sobol" and self._sobol is not None and self._sobol.shape[0] == n_res:
                 th, xi = sampling.sample_sobol(k_res, jnp.asarray(self._sobol, dtype))
             else:
                 th, xi = sampling.sample_uniform(k_res, n_res, dtype)
             t, x = self._to_physical(th, xi)
-        if c.causal:
+        if self.config.loss.causal:
             t, x = sampling.sort_by_time(t, x)
         batch = {"t": t, "x": x}
         p = self.problem
-        if not c.hard_ic:
-            batch["x0"] = p.x_min + p.length * jax.random.uniform(k_ic, (c.n_ic,), dtype)
-        if not c.hard_bc:
-            batch["tb"] = p.t_end * jax.random.uniform(k_bc, (c.n_bc,), dtype)
+        if "ic" in self.terms:
+            batch["x0"] = p.x_min + p.length * jax.random.uniform(k_ic, (s.n_ic,), dtype)
+        if "bc" in self.terms:
+            batch["tb"] = p.t_end * jax.random.uniform(k_bc, (s.n_bc,), dtype)
         return batch
 
     # ----------------------------------------------------------------- loss
-    def loss_terms(self, params: Any, batch: dict[str, jax.Array], coeffs: dict[str, Any] | None = None,
-                   causal: bool | None = None, dropout_key: jax.Array | None = None) -> tuple[dict, dict]:
+    def loss_terms(self, params: Any, batch: dict[str, jax.Array], obs: dict[str, jax.Array] | None = None,
+                   causal: bool | None = None, dropout_key: jax.Array | None = None,
+                   gate: jax.Array | None = None) -> tuple[dict, dict]:
         """({term: mean squared error}, aux) on a batch. With causal weighting the residual term
-        is mean_i w_i L_i over M time slices, w_i = exp(-eps sum_{j<i} L_j) (no gradient)."""
-        c = self.config
-        causal = c.causal if causal is None else causal
+        is mean_i w_i L_i over M time slices, w_i = exp(-eps sum_{j<i} L_j) (no gradient). The
+        "data" term is sum_i w_i (u(t_i, x_i) - u_i)^2 / sum_i w_i over the observations.
+        ``gate`` (0..1) scales the residual's gradient with respect to the network, not its value
+        (0 in an inverse run's data warm-up: the residual then trains only the coefficients)."""
+        lc = self.config.loss
+        causal = lc.causal if causal is None else causal
+        res_params = params
+        if gate is not None:
+            net = jax.tree.map(lambda q: jax.lax.stop_gradient(q) + gate * (q - jax.lax.stop_gradient(q)),
+                               params["net"])
+            res_params = {**params, "net": net}
         u = self.field(params, dropout_key)
-        r = self._residual(u, batch["t"], batch["x"], **(coeffs or self.coeffs))
+        r = self._residual(self.field(res_params, dropout_key), batch["t"], batch["x"],
+                           **self.coefficient_values(params))
         aux = {}
         if causal:
-            per = jnp.mean(r.reshape(c.causal_chunks, -1) ** 2, axis=1)
-            w = jax.lax.stop_gradient(jnp.exp(-c.causal_eps * (jnp.cumsum(per) - per)))
+            per = jnp.mean(r.reshape(lc.causal_chunks, -1) ** 2, axis=1)
+            w = jax.lax.stop_gradient(jnp.exp(-lc.causal_eps * (jnp.cumsum(per) - per)))
             terms = {"res": jnp.mean(w * per)}
             aux["causal_min_weight"] = jnp.min(w)
         else:
@@ -182,79 +214,110 @@ class PINN:
             tb = batch["tb"]
             terms["bc"] = 0.5 * (jnp.mean(u(tb, jnp.full_like(tb, p.x_min)) ** 2)
                                  + jnp.mean(u(tb, jnp.full_like(tb, p.x_max)) ** 2))
+        if "data" in self.terms:
+            if obs is None:
+                raise ValueError("this PINN fits observations: pass obs={'t', 'x', 'u', 'w'}")
+            misfit = (u(obs["t"], obs["x"]) - obs["u"]) ** 2
+            terms["data"] = jnp.sum(obs["w"] * misfit) / jnp.sum(obs["w"])
         return terms, aux
 
     def weighted_loss(self, params: Any, weights: dict[str, jax.Array], batch: dict[str, jax.Array],
-                      coeffs: dict[str, Any] | None = None, causal: bool | None = None,
-                      dropout_key: jax.Array | None = None) -> tuple[jax.Array, dict]:
+                      obs: dict[str, jax.Array] | None = None, causal: bool | None = None,
+                      dropout_key: jax.Array | None = None, gate: jax.Array | None = None) -> tuple[jax.Array, dict]:
         """(sum_k w_k L_k, aux with every term as loss_<term>)."""
-        terms, aux = self.loss_terms(params, batch, coeffs, causal, dropout_key)
+        terms, aux = self.loss_terms(params, batch, obs, causal, dropout_key, gate)
         total = sum(weights[k] * terms[k] for k in self.terms)
         aux.update({f"loss_{k}": v for k, v in terms.items()})
         return total, aux
 
-    def loss(self, params: Any, weights: dict[str, jax.Array], key: jax.Array,
-             coeffs: dict[str, Any] | None = None, dropout_key: jax.Array | None = None) -> tuple[jax.Array, dict]:
+    def loss(self, params: Any, weights: dict[str, jax.Array], key: jax.Array, obs: dict[str, jax.Array] | None = None,
+             dropout_key: jax.Array | None = None) -> tuple[jax.Array, dict]:
         """The weighted loss on fresh uniform collocation points drawn from key: (loss, aux)."""
-        dtype = jax.tree.leaves(params)[0].dtype
-        return self.weighted_loss(params, weights, self.sample(key, self.config.n_res, dtype), coeffs,
-                                  dropout_key=dropout_key)
+        batch = self.sample(key, self.config.sampling.n_res, _float_dtype(params))
+        return self.weighted_loss(params, weights, batch, obs, dropout_key=dropout_key)
 
     def init_weights(self, dtype=jnp.float32) -> dict[str, jax.Array]:
         """All loss weights 1."""
         return {k: jnp.ones((), dtype) for k in self.terms}
 
-    def gradnorm_weights(self, params: Any, weights: dict[str, jax.Array], batch: dict[str, jax.Array]) -> dict:
-        """Grad-norm balancing (Wang et al. 2023): lambda_k = sum_j |grad L_j| / |grad L_k|,
-        blended into the weights with momentum ``weight_momentum``."""
-        m = self.config.weight_momentum
+    def gradnorm_weights(self, params: Any, weights: dict[str, jax.Array], batch: dict[str, jax.Array],
+                         obs: dict[str, jax.Array] | None = None) -> dict:
+        """Grad-norm balancing (Wang et al. 2023): lambda_k = sum_j |grad L_j| / |grad L_k|, the
+        gradients taken with respect to the network's parameters, blended into the weights with
+        momentum ``loss.weight_momentum``."""
+        m = self.config.loss.weight_momentum
         norms = {}
         for k in self.terms:
-            g = jax.grad(lambda q, k=k: self.loss_terms(q, batch)[0][k])(params)
-            norms[k] = optax.global_norm(g)
+            g = jax.grad(lambda q, k=k: self.loss_terms(q, batch, obs)[0][k])(params)
+            norms[k] = jnp.sqrt(sum(jnp.sum(jnp.square(a)) for a in jax.tree.leaves(g["net"])))
         total = sum(norms.values())
         return {k: m * weights[k] + (1 - m) * jax.lax.stop_gradient(total / jnp.maximum(norms[k], 1e-30))
                 for k in self.terms}
 
     # ----------------------------------------------------------------- Adam phase
     def adam(self) -> optax.GradientTransformation:
-        """Adam with linear warm-up to lr, then exponential decay."""
-        c = self.config
-        schedule = optax.warmup_exponential_decay_schedule(
-            init_value=0.0 if c.warmup_steps else c.lr, peak_value=c.lr, warmup_steps=c.warmup_steps,
-            transition_steps=c.decay_steps, decay_rate=c.decay_rate)
-        return optax.adam(schedule)
+        """Adam with linear warm-up to lr, then exponential decay; the unknown coefficients (if
+        any) get their own Adam (peak ``inverse.coeff_lr``, b2 ``inverse.coeff_b2``, same shape)."""
+        a = self.config.adam
+
+        def schedule(lr: float):
+            return optax.warmup_exponential_decay_schedule(
+                init_value=0.0 if a.warmup_steps else lr, peak_value=lr, warmup_steps=a.warmup_steps,
+                transition_steps=a.decay_steps, decay_rate=a.decay_rate)
+
+        net = optax.adam(schedule(a.lr))
+        if not self.unknowns:
+            return net
+        inv = self.config.inverse
+        # b2 below 0.999: the early, large residual gradients of a far-off initial guess must not
+        # keep the coefficients' steps small for the ~1000 steps a long second-moment memory lasts.
+        coeffs = optax.adam(schedule(inv.coeff_lr), b2=inv.coeff_b2)
+        return optax.multi_transform({"net": net, "coeffs": coeffs},
+                                     lambda p: {"net": jax.tree.map(lambda _: "net", p["net"]),
+                                                "coeffs": jax.tree.map(lambda _: "coeffs", p["coeffs"])})
 
     def init_train_state(self, params: Any, key: jax.Array) -> TrainState:
         """The Adam phase's starting state. Vmappable over (params, key)."""
-        dtype = jax.tree.leaves(params)[0].dtype
-        return TrainState(params, self.adam().init(params), self.init_weights(dtype), key,
+        return TrainState(params, self.adam().init(params), self.init_weights(_float_dtype(params)), key,
                           jnp.zeros((), jnp.int32))
 
-    def adam_chunk(self, state: TrainState, n_steps: int) -> tuple[TrainState, dict]:
+    def _warm_until(self) -> int:
+        """The Adam step where an inverse run's data warm-up ends (0: no warm-up)."""
+        if "data" not in self.terms or not self.unknowns:
+            return 0
+        return int(round(self.config.inverse.data_warmup * self.config.adam.steps))
+
+    def _gate(self, step: jax.Array, dtype) -> jax.Array | None:
+        """The data warm-up gate at an Adam step: 0 before ``_warm_until``, then 1 (None: no warm-up)."""
+        warm_until = self._warm_until()
+        return jnp.where(step >= warm_until, 1.0, 0.0).astype(dtype) if warm_until > 0 else None
+
+    def adam_chunk(self, state: TrainState, n_steps: int, obs: dict[str, jax.Array] | None = None
+                   ) -> tuple[TrainState, dict]:
         """n_steps Adam steps, each on fresh collocation points, as one lax.scan. Pure and
         vmappable. Returns the new state and the last step's metrics (loss, loss_<term>,
-        weight_<term>, ...)."""
+        weight_<term>, the unknown coefficients' values, ...)."""
         c = self.config
         tx = self.adam()
-        dtype = jax.tree.leaves(state.params)[0].dtype
+        dtype = _float_dtype(state.params)
         key, pool_key, scan_key = jax.random.split(state.key, 3)
-        pool = self.rad_pool(state.params, pool_key, dtype) if c.sampler == "rad" else None
-        balance = c.weighting == "gradnorm" and len(self.terms) > 1
+        pool = self.rad_pool(state.params, pool_key, c.sampling.n_res) if c.sampling.sampler == "rad" else None
+        balance = c.loss.weighting == "gradnorm" and len(self.terms) > 1
 
         def one(carry, k):
             params, opt_state, weights, step = carry
             k_batch, k_drop = jax.random.split(k)
-            batch = self.sample(k_batch, c.n_res, dtype, pool)
+            batch = self.sample(k_batch, c.sampling.n_res, dtype, pool)
             if balance:
-                weights = jax.lax.cond(step % c.weight_every == 0,
-                                       lambda: self.gradnorm_weights(params, weights, batch), lambda: weights)
-            drop = k_drop if c.dropout > 0 else None
+                weights = jax.lax.cond(step % c.loss.weight_every == 0,
+                                       lambda: self.gradnorm_weights(params, weights, batch, obs), lambda: weights)
+            drop = k_drop if c.network.dropout > 0 else None
             (loss, aux), grads = jax.value_and_grad(self.weighted_loss, has_aux=True)(
-                params, weights, batch, dropout_key=drop)
+                params, weights, batch, obs, dropout_key=drop, gate=self._gate(step, dtype))
             updates, opt_state = tx.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
-            metrics = {"loss": loss, **aux, **{f"weight_{k}": w for k, w in weights.items()}}
+            metrics = {"loss": loss, **aux, **{f"weight_{k}": w for k, w in weights.items()},
+                       **{n: jnp.exp(params["coeffs"][n]) for n in self.unknowns}}
             return (params, opt_state, weights, step + 1), metrics
 
         (params, opt_state, weights, step), metrics = jax.lax.scan(
@@ -266,42 +329,38 @@ class PINN:
     def qn(self) -> optax.GradientTransformationExtraArgs:
         """The second-phase optimizer: dense BFGS ("bfgs"), dense self-scaled Broyden
         ("ssbroyden") or optax L-BFGS ("lbfgs"), all with the zoom (strong Wolfe) line search."""
-        if self.config.qn_method in UPDATES:
-            return bfgs(update_rule=self.config.qn_method)
-        return optax.lbfgs(memory_size=self.config.qn_memory,
-                           linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=30))
+        q = self.config.qn
+        if q.method in UPDATES:
+            return bfgs(update_rule=q.method)
+        return optax.lbfgs(memory_size=q.memory, linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=30))
 
     def qn_batch(self, params: Any, key: jax.Array) -> dict[str, jax.Array]:
-        """The fixed batch of a quasi-Newton round (qn_n_res points; RAD when configured)."""
+        """The fixed batch of a quasi-Newton round (qn.n_res points; RAD when configured)."""
         c = self.config
-        dtype = jax.tree.leaves(params)[0].dtype
         k_pool, k_batch = jax.random.split(key)
-        pool = None
-        if c.sampler == "rad":
-            th, xi = sampling.sample_uniform(k_pool, c.rad_pool * c.qn_n_res, dtype)
-            t, x = self._to_physical(th, xi)
-            r = jax.lax.stop_gradient(self.residual(params, t, x))
-            pool = (t, x, sampling.rad_probabilities(r, c.rad_k, c.rad_c))
-        return self.sample(k_batch, c.qn_n_res, dtype, pool)
+        pool = self.rad_pool(params, k_pool, c.qn.n_res) if c.sampling.sampler == "rad" else None
+        return self.sample(k_batch, c.qn.n_res, _float_dtype(params), pool)
 
     def qn_chunk(self, params: Any, opt_state: Any, weights: dict[str, jax.Array], batch: dict[str, jax.Array],
-                 key: jax.Array, fresh: jax.Array, n_steps: int) -> tuple[Any, Any, dict, dict]:
+                 key: jax.Array, fresh: jax.Array, n_steps: int, obs: dict[str, jax.Array] | None = None
+                 ) -> tuple[Any, Any, dict, dict]:
         """n_steps quasi-Newton steps on a fixed batch (no causal weights: one fixed objective).
 
         With ``fresh`` true a new batch is drawn from key (``qn_batch``) and the optimizer
-        state restarts, so one compiled function serves every round. Returns (params,
-        opt_state, batch, metrics)."""
+        state restarts (the dense methods keep their curvature), so one compiled function serves
+        every round. Returns (params, opt_state, batch, metrics)."""
         tx = self.qn()
+
         def restart():
             state = tx.init(params)
-            if self.config.qn_method in UPDATES:
+            if self.config.qn.method in UPDATES:
                 state = keep_curvature(opt_state, state)
             return self.qn_batch(params, key), state
 
         batch, opt_state = jax.lax.cond(fresh, restart, lambda: (batch, opt_state))
 
         def objective(q):
-            return self.weighted_loss(q, weights, batch, causal=False)[0]
+            return self.weighted_loss(q, weights, batch, obs, causal=False)[0]
 
         value_and_grad = optax.value_and_grad_from_state(objective)
 
@@ -314,10 +373,11 @@ class PINN:
         (params, opt_state), values = jax.lax.scan(one, (params, opt_state), None, length=n_steps)
         metrics = {"loss": optax.tree_utils.tree_get(opt_state, "value")}
         if len(self.terms) > 1:
-            metrics.update(self.weighted_loss(params, weights, batch, causal=False)[1])
+            metrics.update(self.weighted_loss(params, weights, batch, obs, causal=False)[1])
         else:
             metrics[f"loss_{self.terms[0]}"] = metrics["loss"] / weights[self.terms[0]]
         metrics.update({f"weight_{k}": w for k, w in weights.items()})
+        metrics.update({n: jnp.exp(params["coeffs"][n]) for n in self.unknowns})
         return params, opt_state, batch, metrics
 
     def init_qn(self, params: Any) -> tuple[Any, dict[str, jax.Array]]:
@@ -330,22 +390,61 @@ class PINN:
     # ----------------------------------------------------------------- evaluation
     def predict_grid(self, params: Any, t: np.ndarray, x: np.ndarray, dropout_key: jax.Array | None = None) -> jax.Array:
         """u on the grid t (nt,) x x (nx,): (nt, nx)."""
-        dtype = jax.tree.leaves(params)[0].dtype
+        dtype = _float_dtype(params)
         tt, xx = jnp.meshgrid(jnp.asarray(t, dtype), jnp.asarray(x, dtype), indexing="ij")
         return self.apply(params, tt.ravel(), xx.ravel(), dropout_key).reshape(tt.shape)
 
 
-def build_pinn(problem: Heat | Wave | Burgers, config: PINNConfig) -> PINN:
-    """The PINN of ``problem`` under ``config`` (validated here, before any jit). The same
-    (problem, config) gives the same PINN object, so its compiled chunks are reused."""
+class Programs:
+    """Compiled programs of PINNs, keyed by what shapes them (``PINN.program_key``) and a name.
+
+    The caller owns the cache (a trainer keeps one for its runs): ``programs.get(pinn, name,
+    make)`` returns the program made by ``make()`` the first time this (key, name) was asked
+    for, so runs that differ only in run lengths, logging or checkpoints compile nothing again."""
+
+    def __init__(self, max_entries: int = 256) -> None:
+        self._fns: dict[tuple, Callable] = {}
+        self.max_entries = max_entries
+
+    def get(self, pinn: PINN, name: Any, make: Callable[[], Callable]) -> Callable:
+        key = (pinn.program_key, name)
+        fn = self._fns.get(key)
+        if fn is None:
+            if len(self._fns) >= self.max_entries:
+                self._fns.pop(next(iter(self._fns)))
+            fn = self._fns[key] = make()
+        return fn
+
+    def jit(self, pinn: PINN, method: str, **jit_kw: Any) -> Callable:
+        """``jax.jit(getattr(pinn, method), **jit_kw)``, cached by ``get``."""
+        return self.get(pinn, (method, tuple(sorted(jit_kw.items()))),
+                        lambda: jax.jit(getattr(pinn, method), **jit_kw))
+
+    def __len__(self) -> int:
+        return len(self._fns)
+
+
+def build_pinn(problem: Heat | Wave | Burgers, config: PINNConfig, *, unknowns: tuple[str, ...] = (),
+               residual: Callable[..., jax.Array] | None = None, coeffs: dict[str, float] | None = None,
+               with_data: bool = False) -> PINN:
+    """The PINN of ``problem`` under ``config`` (validated here, before any jit).
+
+    ``unknowns``: names of trainable coefficients (an inverse problem), with ``residual`` (a
+    function f(u, t, x, **coeffs)) and ``coeffs`` (every coefficient's default value) when the
+    problem's own residual does not name them. ``with_data``: the loss has a data term fitted
+    to observations (``obs``)."""
     if not isinstance(config, PINNConfig):
         raise ValueError(f"config must be a PINNConfig, got {type(config).__name__}")
-    coefficients(problem)
-    # run lengths do not enter any compiled function: runs that differ only in them share one core
-    core_cfg = replace(config, steps=1, qn_steps=0, log_every=1, checkpoint_every=1, qn_resample_every=1)
-    key = (problem, core_cfg, getattr(problem, "initial", None), getattr(problem, "initial_velocity", None))
-    core = _build_cached(key)
-    return core if core_cfg == config else replace(core, config=config)
+    coeffs = dict(coefficients(problem) if coeffs is None else coeffs)
+    unknowns = tuple(unknowns)
+    missing = [n for n in unknowns if n not in coeffs]
+    if missing:
+        raise ValueError(f"unknown coefficient(s) {missing}: the residual has {sorted(coeffs)}")
+    if unknowns and not with_data:
+        raise ValueError("unknown coefficients need observations (with_data=True)")
+    return _build_cached(problem, getattr(problem, "initial", None), getattr(problem, "initial_velocity", None),
+                         program_config(config), unknowns, residual or residual_fn(problem),
+                         tuple(sorted(coeffs.items())), with_data).with_config(config)
 
 
 def _check_odd(problem: Any, *fns: Any) -> None:
@@ -360,25 +459,28 @@ def _check_odd(problem: Any, *fns: Any) -> None:
         scale = max(float(np.max(np.abs(a))), 1e-300)
         if float(np.max(np.abs(a + b))) > 1e-9 * scale:
             raise ValueError(f"odd_symmetric needs {name} odd about the centre of [{problem.x_min}, "
-                             f"{problem.x_max}]; {problem.name}'s is not (set odd_symmetric=false)")
+                             f"{problem.x_max}]; {problem.name}'s is not (set network.odd_symmetric=false)")
 
 
-@functools.lru_cache(maxsize=16)
-def _build_cached(key: tuple) -> PINN:
-    problem, config = key[0], key[1]
-    coeffs = coefficients(problem)  # rejects unsupported problems
+@functools.lru_cache(maxsize=32)
+def _build_cached(problem: Any, initial: Any, initial_velocity: Any, config: PINNConfig, unknowns: tuple[str, ...],
+                  residual: Callable, coeffs: tuple, with_data: bool) -> PINN:
+    del initial, initial_velocity  # part of the cache key only: problems compare without their callables
+    net = config.network
     terms = ["res"]
-    if not config.hard_ic:
+    if not net.hard_ic:
         terms.append("ic")
         if isinstance(problem, Wave):
             terms.append("ic_v")
-    if not config.hard_bc:
+    if not net.hard_bc:
         terms.append("bc")
+    if with_data:
+        terms.append("data")
     u0, v0 = initial_data(problem)
-    if config.odd_symmetric:
+    if net.odd_symmetric:
         _check_odd(problem, u0, v0)
-    proto = PINN(problem, config, None, coeffs, tuple(terms), u0, v0, residual_fn(problem))
-    with x64_if(config.dtype == "float64"):  # no "float64 not available" warning
-        graphdef, _ = nnx.split(nnx.eval_shape(lambda: proto._net(jax.random.key(0), _dtype(config.dtype))))
-    sobol = sampling.sobol_base(config.n_res) if config.sampler == "sobol" else None
-    return PINN(problem, config, graphdef, coeffs, tuple(terms), u0, v0, residual_fn(problem), sobol)
+    proto = PINN(problem, config, None, dict(coeffs), unknowns, tuple(terms), u0, v0, residual)
+    with x64_if(net.dtype == "float64"):  # no "float64 not available" warning
+        graphdef, _ = nnx.split(nnx.eval_shape(lambda: proto._net(jax.random.key(0), _dtype(net.dtype))))
+    sobol = sampling.sobol_base(config.sampling.n_res) if config.sampling.sampler == "sobol" else None
+    return PINN(problem, config, graphdef, dict(coeffs), unknowns, tuple(terms), u0, v0, residual, sobol)

@@ -1,17 +1,17 @@
-"""Training driver: compiled chunks, error curve, progress bar, NaN guard, checkpoints, resume.
+"""Forward PINN training: ``train(pinn, ...)`` and ``solve_pinn(problem, ...)``.
 
-``train(pinn, ...)`` runs the Adam phase then the L-BFGS phase in chunks of ``log_every``
-steps (each chunk one compiled ``lax.scan``), evaluates against the reference after each
+``train`` runs the Adam phase then the quasi-Newton phase in chunks of ``run.log_every`` steps
+(each chunk one compiled ``lax.scan``; the chunked driver ``pdes.pinn.driver`` owns the NaN
+guard, the time budget, checkpoints and progress), evaluates against the reference after each
 chunk, and returns the final parameters and the history. ``solve_pinn`` wraps it into the
-solution Dataset of DESIGN.md section 2 with the history alongside (``history_<name>``,
-dim ``step``).
+solution Dataset of DESIGN.md section 2 with the history alongside (``history_<name>``, dim
+``step``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,17 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from pdes.pinn.checkpoint import load_checkpoint, restore_tree, save_checkpoint
 from pdes.pinn.configs import PINNConfig, apply_overrides, get_config
-from pdes.pinn.core import PINN, TrainState, build_pinn
-from pdes.pinn.precision import all_finite, cast_floats, uses_float64, x64_if
+from pdes.pinn.core import PINN, Programs, build_pinn
+from pdes.pinn.phases import PROGRAMS, fit
+from pdes.pinn.precision import uses_float64, x64_if
 from pdes.problems import Burgers, Heat, Wave, problem_params
 
-__all__ = ["TrainResult", "reference_solution", "resolve_config", "solve_pinn", "train"]
+__all__ = ["TrainResult", "checkpoint_identity", "reference_solution", "resolve_config", "solve_pinn", "train"]
 
 
 @dataclass
@@ -60,178 +59,67 @@ def _problem_id(problem: Heat | Wave | Burgers) -> dict[str, Any]:
     return {"name": problem.name, "params": json.loads(json.dumps(problem_params(problem), default=str))}
 
 
-def _describe(pid: dict[str, Any]) -> str:
-    ps = pid.get("params", {})
-    shown = {k: v for k, v in ps.items() if k in ("nu", "alpha", "c", "x_min", "x_max", "t_end")}
-    return f"{pid.get('name')} {shown}"
+def checkpoint_identity(pinn: PINN, **extra: Any) -> dict[str, Any]:
+    """What a checkpoint of ``pinn`` must match to be resumed: the kind, the problem, the
+    network and the unknowns (plus ``extra``, e.g. the member count)."""
+    return {"kind": "pinn", "problem": _problem_id(pinn.problem), "network": pinn.config.network,
+            "unknowns": list(pinn.unknowns), **extra}
 
 
 def train(pinn: PINN, *, seed: int = 0, t_grid: np.ndarray, x_grid: np.ndarray, u_ref: np.ndarray | None,
           progress: bool = True, checkpoint_dir: str | Path | None = None, resume: str | Path | None = None,
-          callback: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
-    """Train ``pinn``: Adam for config.steps, then quasi-Newton (BFGS/L-BFGS) for config.qn_steps.
+          callback: Callable[[dict[str, float]], None] | None = None, programs: Programs = PROGRAMS) -> TrainResult:
+    """Train ``pinn``: Adam for ``adam.steps``, then the quasi-Newton method for ``qn.steps``
+    (``pdes.pinn.phases``, run by the chunked driver ``pdes.pinn.driver``).
 
-    After each chunk of ``log_every`` steps the loss terms, weights, relative L2 error on the
-    grid (t_grid x x_grid against u_ref) and wall time are recorded and passed to
-    ``callback``. A non-finite loss or parameter stops training with a message on stderr;
-    the last good state is kept (and checkpointed). ``checkpoint_dir`` gets
-    ``checkpoint.npz`` every ``checkpoint_every`` steps and at the end; ``resume`` continues
-    from such a directory (the same problem and network are required).
-    """
-    from tqdm.auto import tqdm
+    After each chunk of ``run.log_every`` steps the loss terms, weights, relative L2 error on
+    the grid (t_grid x x_grid against u_ref) and wall time are recorded and passed to
+    ``callback``. A non-finite loss or parameter stops training with a message on stderr; the
+    last good state is kept (and checkpointed). ``checkpoint_dir`` gets a checkpoint
+    (``plumbing.checkpoint``) every ``run.checkpoint_every`` steps and at the end of each phase;
+    ``resume`` continues from such a folder (the same problem and network are required)."""
+    from pdes.pinn.driver import progress_bar
 
     c = pinn.config
-    total = c.steps + c.qn_steps
-    pid = _problem_id(pinn.problem)
-    f64 = c.dtype == "float64"
-    lb64 = c.qn_dtype == "float64" or f64
-    history: list[dict[str, float]] = []
-    start = time.perf_counter()
-    cpu_start = time.process_time()
-    elapsed0 = 0.0
-    step = 0
+    total = c.adam.steps + c.qn.steps
     base_key = jax.random.key(seed)
-
-    with x64_if(f64):
+    with x64_if(c.network.dtype == "float64"):
         params = pinn.init(jax.random.fold_in(base_key, 0))
         state = pinn.init_train_state(params, jax.random.fold_in(base_key, 1))
-    lbfgs_params = None
-    if resume is not None:
-        leaves, meta = load_checkpoint(resume)
-        if meta.get("problem") != pid:
-            raise ValueError(
-                f"checkpoint {str(resume)!r} is for problem {_describe(meta.get('problem', {}))}, "
-                f"not {_describe(pid)}")
-        step = int(meta["step"])
-        history = [dict(h) for h in meta.get("history", [])]
-        elapsed0 = float(meta.get("wall_time_s", 0.0))
-        if meta["phase"] == "adam":
-            with x64_if(f64):
-                template = {"params": state.params, "opt_state": state.opt_state, "weights": state.weights,
-                            "key": jax.random.key_data(state.key)}
-                tree = restore_tree(template, leaves, f"checkpoint {str(resume)!r}")
-                state = TrainState(tree["params"], tree["opt_state"], tree["weights"],
-                                   jax.random.wrap_key_data(tree["key"]), jnp.asarray(step, jnp.int32))
-        else:
-            with x64_if(lb64):
-                template = {"params": cast_floats(state.params, jnp.float64 if lb64 else jnp.float32),
-                            "weights": cast_floats(state.weights, jnp.float64 if lb64 else jnp.float32)}
-                tree = restore_tree(template, leaves, f"checkpoint {str(resume)!r}")
-                lbfgs_params, lbfgs_weights = tree["params"], tree["weights"]
-        if step >= total:
-            step = total
-
-    bar = tqdm(total=total, initial=step, disable=not progress, file=sys.stderr, desc=f"pinn {pinn.problem.name}",
-               dynamic_ncols=True, leave=False)
-    stopped = "completed"
     ref_norm = float(np.linalg.norm(u_ref)) if u_ref is not None else math.nan
+    cpu_start = time.process_time()
+    start = time.perf_counter()
+    elapsed0 = [0.0]
 
-    def out_of_time() -> bool:  # the time budget is spent and steps are left
-        return c.max_wall_s > 0 and step < total and time.perf_counter() - start >= c.max_wall_s
-
-    budget_note = f"time budget max_wall_s={c.max_wall_s:g} s reached"
-
-    def evaluate(p) -> float:
-        if u_ref is None:
-            return math.nan
-        u = np.asarray(pinn.jitted("predict_grid")(p, t_grid, x_grid), dtype=np.float64)
-        return float(np.linalg.norm(u - u_ref) / ref_norm)
-
-    def record(metrics: dict[str, Any], p: Any, phase: int) -> dict[str, float]:
-        row = {"step": float(step), "phase": float(phase)}
-        row.update({k: float(v) for k, v in metrics.items()})
-        row["rel_l2"] = evaluate(p)
-        row["wall_time_s"] = elapsed0 + time.perf_counter() - start
+    def record(metrics: dict[str, Any], p: Any, phase: int, step: int) -> dict[str, float]:
+        row = {"step": float(step), "phase": float(phase), **{k: float(v) for k, v in metrics.items()}}
+        row["rel_l2"] = math.nan
+        if u_ref is not None:
+            u = np.asarray(programs.jit(pinn, "predict_grid")(p, t_grid, x_grid), dtype=np.float64)
+            row["rel_l2"] = float(np.linalg.norm(u - u_ref) / ref_norm)
+        row["wall_time_s"] = elapsed0[0] + time.perf_counter() - start
         row["cpu_time_s"] = time.process_time() - cpu_start  # this process, all threads; this run only
-        history.append(row)
-        bar.set_postfix(loss=f"{row['loss']:.3e}", rel_l2=f"{row['rel_l2']:.3e}", refresh=False)
-        if callback is not None:
-            callback(row)
         return row
 
-    def checkpoint(tree: Any, phase: str) -> None:
-        if checkpoint_dir is None:
-            return
-        meta = {"problem": pid, "config": c.to_dict(), "phase": phase, "step": step, "seed": seed,
-                "history": history, "wall_time_s": elapsed0 + time.perf_counter() - start}
-        save_checkpoint(checkpoint_dir, tree, meta)
+    identity = checkpoint_identity(pinn)
+    initial = 0
+    if resume is not None:
+        from plumbing.checkpoint import read_meta
 
-    def adam_tree(s: TrainState) -> dict[str, Any]:
-        return {"params": s.params, "opt_state": s.opt_state, "weights": s.weights, "key": jax.random.key_data(s.key)}
-
-    # (tree, phase) of the last good state, for the NaN guard's checkpoint
-    if lbfgs_params is None:
-        good = (adam_tree(state), "adam")
-    else:
-        good = ({"params": lbfgs_params, "weights": lbfgs_weights}, "lbfgs")
-    # ---------------------------------------------------------------- Adam
-    adam_chunk = pinn.jitted("adam_chunk", static_argnums=1)
-    with x64_if(f64):
-        while step < c.steps:
-            n = min(c.log_every, c.steps - step)
-            new_state, metrics = adam_chunk(state, n)
-            if not (math.isfinite(float(metrics["loss"])) and all_finite(new_state.params)):
-                stopped = (f"non-finite loss in the Adam steps {step + 1}..{step + n}; "
-                           f"kept the last good state (step {step})")
-                break
-            state = new_state
-            step += n
-            bar.update(n)
-            record(metrics, state.params, 0)
-            good = (adam_tree(state), "adam")
-            if step % c.checkpoint_every == 0 or step == c.steps:
-                checkpoint(*good)
-            if out_of_time():
-                stopped = f"{budget_note} at step {step} of {total}"
-                break
-        final_params = state.params
-
-    # ---------------------------------------------------------------- quasi-Newton
-    if stopped == "completed" and step < total:
-        lb_dtype = jnp.float64 if lb64 else jnp.float32
-        with x64_if(lb64):
-            if lbfgs_params is None:
-                lbfgs_params = cast_floats(final_params, lb_dtype)
-                lbfgs_weights = cast_floats(state.weights, lb_dtype)
-            params, weights = lbfgs_params, lbfgs_weights
-            chunk = pinn.jitted("qn_chunk", static_argnums=6)
-            opt_state, batch = pinn.jitted("init_qn")(params)
-            fresh = True
-            while step < total:
-                k = step - c.steps
-                fresh = fresh or k % c.qn_resample_every == 0
-                n = min(c.log_every, total - step, c.qn_resample_every - k % c.qn_resample_every)
-                new_params, new_opt, new_batch, metrics = chunk(
-                    params, opt_state, weights, batch, jax.random.fold_in(base_key, 1000 + step), jnp.asarray(fresh), n)
-                if not (math.isfinite(float(metrics["loss"])) and all_finite(new_params)):
-                    stopped = (f"non-finite loss in the quasi-Newton steps {step + 1}..{step + n}; "
-                               f"kept the last good state (step {step})")
-                    break
-                fresh = False
-                batch = new_batch
-                params, opt_state = new_params, new_opt
-                step += n
-                bar.update(n)
-                record(metrics, params, 1)
-                good = ({"params": params, "weights": weights}, "lbfgs")
-                if step % c.checkpoint_every == 0 or step == total:
-                    checkpoint(*good)
-                if out_of_time():
-                    stopped = f"{budget_note} at step {step} of {total}"
-                    break
-            final_params = params
-    elif stopped == "completed" and lbfgs_params is not None:
-        final_params = lbfgs_params
-    bar.close()
-    if stopped != "completed":  # time budget or NaN guard: checkpoint the last good state
-        if stopped.startswith(budget_note):
-            print(f"pdes: note: {stopped}; --resume continues from the checkpoint", file=sys.stderr)
-        else:
-            print(f"pdes: warning: NaN guard: {stopped}", file=sys.stderr)
-        checkpoint(*good)
-    hist = {k: np.array([row.get(k, math.nan) for row in history], dtype=np.float64)
-            for k in dict.fromkeys(k for row in history for k in row)}
-    return TrainResult(final_params, hist, step, stopped, elapsed0 + time.perf_counter() - start)
+        saved = read_meta(resume)
+        initial, elapsed0[0] = min(int(saved["step"]), total), float(saved.get("wall_time_s", 0.0))
+    bar, close = progress_bar(total, initial, f"pinn {pinn.problem.name}", progress)
+    callbacks = [bar] + ([callback] if callback is not None else [])
+    try:
+        result, _ = fit(pinn, state, qn_key=lambda step: jax.random.fold_in(base_key, 1000 + step), record=record,
+                        callbacks=callbacks, checkpoint_dir=checkpoint_dir, resume=resume,
+                        meta={**identity, "config": c.to_dict(), "seed": seed}, expect=identity, programs=programs)
+    finally:
+        close()
+    params = result.state.params
+    hist = {k: np.array([row.get(k, math.nan) for row in result.history], dtype=np.float64)
+            for k in dict.fromkeys(k for row in result.history for k in row)}
+    return TrainResult(params, hist, result.step, result.stopped, result.wall_time_s)
 
 
 def resolve_config(problem: Heat | Wave | Burgers, *, preset: str = "fast", config: PINNConfig | None = None,
@@ -282,7 +170,7 @@ def solve_pinn(problem: Heat | Wave | Burgers, *, nx: int = 256, nt: int = 100, 
     result = train(pinn, seed=seed, t_grid=t, x_grid=x, u_ref=u_ref, progress=progress,
                    checkpoint_dir=checkpoint_dir, resume=resume)
     with x64_if(uses_float64(result.params)):
-        u = np.asarray(pinn.jitted("predict_grid")(result.params, t, x), dtype=np.float64)
+        u = np.asarray(PROGRAMS.jit(pinn, "predict_grid")(result.params, t, x), dtype=np.float64)
     rel = float(np.linalg.norm(u - u_ref) / np.linalg.norm(u_ref)) if u_ref is not None else math.nan
     ds = solution_dataset(
         u, t=t, x=x, equation=problem.name, method="pinn", params=problem_params(problem),

@@ -1,0 +1,239 @@
+"""The two phases of PINN training (Adam, then quasi-Newton) as ``driver.Phase`` objects, for
+one model or for M members stacked along a leading axis (ensembles, inverse ensembles).
+
+``pinn_phases(pinn, ...)`` builds the phases; ``fit(pinn, ...)`` runs them with the driver,
+with checkpoints (``plumbing.checkpoint``) and resume. Members are M independent models in
+one compiled program: the Adam chunk is ``jax.vmap``-ed; the quasi-Newton chunk runs
+``member_batch`` members vmapped at a time and the groups in sequence (``jax.lax.map``; with a
+device mesh, each device maps over its own members with ``jax.shard_map``), and a member whose
+quasi-Newton chunk turns non-finite keeps its last finite state (a per-member NaN guard).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pdes.pinn.core import PINN, Programs, TrainState
+from pdes.pinn.driver import DriveResult, Phase, drive
+from pdes.pinn.precision import cast_floats, x64_if
+
+__all__ = ["PROGRAMS", "QNState", "default_member_batch", "fit", "member_mesh", "pinn_phases", "shard_members"]
+
+# The programs of this module's trainers, shared by every run in the process (callers may pass their own).
+PROGRAMS = Programs()
+
+
+class QNState(NamedTuple):
+    """The quasi-Newton phase's state: parameters, optimizer state, the (fixed) loss weights and
+    the current batch of collocation points."""
+
+    params: Any
+    opt_state: Any
+    weights: dict[str, jax.Array]
+    batch: dict[str, jax.Array]
+
+
+def _dtype(name: str):
+    return jnp.float64 if name == "float64" else jnp.float32
+
+
+def default_member_batch(member_batch: int | None, m: int) -> int:
+    """Members vmapped at once in the quasi-Newton phase: all on accelerators, one at a time on
+    CPUs (a vmapped line search runs every member until the slowest is done, and the members'
+    working set falls out of cache there; measured in benchmarks/results/uncertainty.md)."""
+    if member_batch is None:
+        return 1 if jax.default_backend() == "cpu" else m
+    if isinstance(member_batch, bool) or not isinstance(member_batch, int | np.integer) or member_batch < 1:
+        raise ValueError(f"member_batch must be a positive integer, got {member_batch!r}")
+    return min(int(member_batch), m)
+
+
+def member_mesh(members: int) -> Any | None:
+    """A 1-D device mesh over the member axis: the first d devices, d the largest divisor of M
+    that is at most the device count; None when that is 1 (one device, or M prime and larger)."""
+    devices = jax.devices()
+    d = max(k for k in range(1, min(len(devices), members) + 1) if members % k == 0)
+    if d < 2:
+        return None
+    from jax.sharding import Mesh
+
+    return Mesh(np.array(devices[:d]), ("member",))
+
+
+def shard_members(tree: Any, mesh: Any | None) -> Any:
+    """Place every leaf's leading (member) axis across the mesh; no-op without a mesh."""
+    if mesh is None:
+        return tree
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    def put(leaf: Any) -> Any:
+        if not hasattr(leaf, "ndim") or leaf.ndim == 0:
+            return leaf
+        return jax.device_put(leaf, NamedSharding(mesh, P("member")))
+
+    return jax.tree.map(put, tree)
+
+
+def _map_members(run: Callable, member_batch: int, mesh: Any | None, obs_axis: int | None) -> Callable:
+    """run(p, o, w, b, k, fresh, obs) over the leading member axis of (p, o, w, b, k) (and of obs
+    when ``obs_axis`` is 0): ``member_batch`` members vmapped at a time, the groups in sequence;
+    with a mesh, every device maps over its own members."""
+
+    def local(p, o, w, b, k, fresh, obs):
+        if member_batch > 1 and member_batch >= jax.tree.leaves(p)[0].shape[0]:
+            return jax.vmap(run, in_axes=(0, 0, 0, 0, 0, None, obs_axis))(p, o, w, b, k, fresh, obs)
+        # one at a time runs the plain (unbatched) program: a vmapped line search, even over one
+        # member, is slower on a CPU
+        if obs_axis == 0:
+            return jax.lax.map(lambda a: run(*a[:5], fresh, a[5]), (p, o, w, b, k, obs),
+                               batch_size=member_batch if member_batch > 1 else None)
+        return jax.lax.map(lambda a: run(*a, fresh, obs), (p, o, w, b, k),
+                           batch_size=member_batch if member_batch > 1 else None)
+
+    if mesh is None:
+        return local
+    from jax.sharding import PartitionSpec as P
+
+    spec = P("member")
+    obs_spec = spec if obs_axis == 0 else P()
+    return jax.shard_map(local, mesh=mesh, in_specs=(spec,) * 5 + (P(), obs_spec), out_specs=spec, check_vma=False)
+
+
+def pinn_phases(pinn: PINN, *, qn_key: Callable[[int], jax.Array], obs: Mapping[str, Any] | None = None,
+                members: int | None = None, member_batch: int = 1, mesh: Any | None = None,
+                obs_per_member: bool = False, programs: Programs = PROGRAMS) -> list[Phase]:
+    """The Adam phase (``adam.steps``) and, when ``qn.steps`` > 0, the quasi-Newton phase of
+    ``pinn``'s config. ``qn_key(global_step)``: the key of the quasi-Newton chunk starting at
+    that step ((M,) keys for members). ``members``: None for one model, M for M stacked
+    members; ``obs_per_member``: obs arrays have a leading member axis (bootstrap resamples)."""
+    c = pinn.config
+    f64 = c.network.dtype == "float64"
+    q64 = c.qn.dtype == "float64" or f64
+    obs_axis = 0 if obs_per_member else None
+    stacked = members is not None
+    tag = ("members", obs_axis) if stacked else ("single",)
+
+    def adam_program(n: int) -> Callable:
+        def make():
+            def one(state, ob):
+                return pinn.adam_chunk(state, n, ob)
+            return jax.jit(jax.vmap(one, in_axes=(0, obs_axis)) if stacked else one)
+        return programs.get(pinn, ("adam", n, *tag), make)
+
+    def adam_advance(state: TrainState, k: int, n: int, first: bool) -> tuple[TrainState, dict]:
+        return adam_program(n)(state, obs)
+
+    def adam_snapshot(state: TrainState) -> dict[str, Any]:
+        return {"params": state.params, "opt_state": state.opt_state, "weights": state.weights, "key": state.key,
+                "step": state.step}
+
+    def adam_resume(tree: dict[str, Any]) -> TrainState:
+        return TrainState(tree["params"], tree["opt_state"], tree["weights"], tree["key"], tree["step"])
+
+    phases = [Phase("adam", "Adam", c.adam.steps, adam_advance, lambda s: s.params, adam_snapshot, adam_resume,
+                    x64=f64)]
+    if c.qn.steps <= 0:
+        return phases
+
+    qdt = _dtype("float64" if q64 else "float32")
+
+    def init_qn() -> Callable:
+        return programs.get(pinn, ("init_qn", *tag), lambda: jax.jit(jax.vmap(pinn.init_qn) if stacked else pinn.init_qn))
+
+    def qn_enter(state: TrainState) -> QNState:
+        return _qn_state(cast_floats(state.params, qdt), cast_floats(state.weights, qdt))
+
+    def _qn_state(params: Any, weights: Any) -> QNState:
+        opt_state, batch = init_qn()(params)
+        return QNState(params, opt_state, weights, batch)
+
+    def qn_program(n: int) -> Callable:
+        if not stacked:
+            return programs.get(pinn, ("qn", n), lambda: jax.jit(
+                lambda p, o, w, b, k, fresh, ob: pinn.qn_chunk(p, o, w, b, k, fresh, n, ob)))
+
+        def guarded(p, o, w, b, k, fresh, ob):
+            new_p, new_o, new_b, metrics = pinn.qn_chunk(p, o, w, b, k, fresh, n, ob)
+            ok = jnp.isfinite(metrics["loss"]) & jnp.all(
+                jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(new_p)]))
+            pick = partial(jax.tree.map, lambda a, b_: jnp.where(ok, a, b_))
+            # a member whose chunk failed keeps its last finite state and reports a NaN loss
+            metrics = {**metrics, "loss": jnp.where(ok, metrics["loss"], jnp.nan)}
+            return pick(new_p, p), pick(new_o, o), pick(new_b, b), metrics
+
+        return programs.get(pinn, ("qn", n, member_batch, mesh is not None, *tag),
+                            lambda: jax.jit(_map_members(guarded, member_batch, mesh, obs_axis)))
+
+    def qn_advance(state: QNState, k: int, n: int, first: bool) -> tuple[QNState, dict]:
+        fresh = first or k % c.qn.resample_every == 0
+        obs_q = None if obs is None else jax.tree.map(lambda a: jnp.asarray(a, qdt), dict(obs))
+        params, opt_state, batch, metrics = qn_program(n)(
+            state.params, state.opt_state, state.weights, state.batch, qn_key(c.adam.steps + k), jnp.asarray(fresh),
+            obs_q)
+        return QNState(params, opt_state, state.weights, batch), metrics
+
+    phases.append(Phase("qn", "quasi-Newton", c.qn.steps, qn_advance, lambda s: s.params,
+                        lambda s: {"params": s.params, "weights": s.weights},
+                        lambda tree: _qn_state(tree["params"], tree["weights"]), enter=qn_enter,
+                        boundary=c.qn.resample_every, x64=q64))
+    return phases
+
+
+def fit(pinn: PINN, state: TrainState, *, qn_key: Callable[[int], jax.Array], obs: Mapping[str, Any] | None = None,
+        members: int | None = None, member_batch: int = 1, mesh: Any | None = None, obs_per_member: bool = False,
+        record: Callable[[dict[str, Any], Any, int, int], dict[str, Any]] | None = None,
+        callbacks: Sequence[Callable[[dict[str, Any]], None]] = (), checkpoint_dir: str | Path | None = None,
+        resume: str | Path | None = None, meta: Mapping[str, Any] | None = None,
+        expect: Mapping[str, Any] | None = None, programs: Programs = PROGRAMS, prog: str = "pdes"
+        ) -> tuple[DriveResult, dict[str, Any]]:
+    """Train ``pinn`` from the Adam state ``state`` (stacked for members) through its phases.
+
+    ``checkpoint_dir``: checkpoints (``plumbing.checkpoint``: one step folder holding the phase's
+    snapshot and ``meta`` plus phase, history and elapsed time), every ``run.checkpoint_every``
+    steps, at the end of each phase and when stopping early. ``resume``: a checkpoint folder to
+    continue from; its meta must match ``expect`` (else a one-line ValueError). Returns the
+    driver's result and the resumed meta ({} for a fresh run)."""
+    from plumbing import checkpoint as ckpt
+
+    c = pinn.config
+    phases = pinn_phases(pinn, qn_key=qn_key, obs=obs, members=members, member_batch=member_batch, mesh=mesh,
+                         obs_per_member=obs_per_member, programs=programs)
+    names = [p.name for p in phases]
+    step, index, history, resumed = 0, 0, [], {}
+    if resume is not None:
+        saved = ckpt.read_meta(resume)
+        if expect:
+            ckpt.check_meta(saved, expect, repr(str(resume)))
+        if saved.get("phase") not in names:
+            raise ValueError(f"checkpoint {str(resume)!r} is of phase {saved.get('phase')!r}, which this config "
+                             f"does not have ({', '.join(names)})")
+        index = names.index(saved["phase"])
+        with x64_if(phases[index].x64):
+            template_state = state if index == 0 else phases[1].enter(state)
+            trees, resumed = ckpt.restore(resume, {"state": phases[index].snapshot(template_state)}, expect=expect)
+            state = phases[index].resume(trees["state"])
+        step = int(resumed["step"])
+        history = list(resumed.get("history", []))
+    elapsed0 = float(resumed.get("wall_time_s", 0.0))
+    start = time.perf_counter()
+
+    def save(at: int, phase: str, tree: Any) -> None:
+        wall = elapsed0 + time.perf_counter() - start
+        ckpt.save(checkpoint_dir, at, {"state": tree},
+                  {**(meta or {}), "phase": phase, "history": history, "wall_time_s": wall})
+
+    result = drive(phases, state, step=step, phase=index, log_every=c.run.log_every,
+                   checkpoint_every=c.run.checkpoint_every, max_wall_s=c.run.max_wall_s,
+                   save=save if checkpoint_dir is not None else None, record=record, callbacks=callbacks,
+                   history=history, prog=prog)
+    result.wall_time_s += elapsed0
+    return result, resumed
