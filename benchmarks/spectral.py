@@ -90,7 +90,7 @@ def accuracy_rows() -> list[tuple[str, str, float]]:
     ch = exact_solution(BURGERS, t, x)
     from pdes.spectral import solve_burgers_dirichlet
 
-    sp = solve_burgers_dirichlet(BURGERS, t, x, n_modes=8192, n_steps=8000)
+    sp = solve_burgers_dirichlet(BURGERS, t, x, n_points=8192, n_steps=8000)
     rows.append(("burgers preset, t in {0, 0.1, ..., 1}", "Cole–Hopf (442 GH nodes) vs spectral (8192 pts, 8000 ETDRK4 steps)", rel_l2(ch, sp)))
     rows.append(("burgers preset, t = 1", "same", rel_l2(ch[-1], sp[-1])))
     sp_default = solve_spectral(BURGERS, nx=256, nt=100)
@@ -101,7 +101,7 @@ def accuracy_rows() -> list[tuple[str, str, float]]:
     smooth = lambda x: np.sin(np.pi * x) * np.exp(np.cos(np.pi * x))  # noqa: E731  (odd, 2-periodic: analytic extension)
     for prob, label in ((Heat(initial=smooth, alpha=0.01), "heat, u0 = sin(pi x) e^cos(pi x)"), (Wave(initial=smooth), "wave, u0 = sin(pi x) e^cos(pi x)")):
         for n in (16, 24, 32):
-            s = solve_spectral(prob, nx=17, nt=5, n_modes=n)
+            s = solve_spectral(prob, nx=17, nt=5, n_points=n)
             rows.append((f"{label}, {n} modes", "spectral vs DST series / d'Alembert", rel_l2(s.u, exact_solution(prob, s.t, s.x))))
     return rows
 

@@ -161,7 +161,7 @@ def converged_spectral():
     """Spectral Burgers preset, 4096 points on the period 4, 6000 ETDRK4 steps, 11 save times:
     converged to ~2e-11 (8192 points / 8000 steps change it by less, see benchmarks/results/spectral.md)."""
     t, x = np.linspace(0, 1, 11), np.linspace(-1, 1, 257)
-    return t, x, solve_burgers_dirichlet(BURGERS, t, x, n_modes=4096, n_steps=6000)
+    return t, x, solve_burgers_dirichlet(BURGERS, t, x, n_points=4096, n_steps=6000)
 
 
 @pytest.mark.slow

@@ -1,9 +1,8 @@
-"""python -m pdes: solve, compare, demo; exit codes and no half-written files on bad input."""
+"""python -m pdes: solve, compare; exit codes and no half-written files on bad input."""
 
 import json
 import os
 
-import numpy as np
 import pytest
 
 from pdes.__main__ import main
@@ -70,7 +69,7 @@ def test_compare_reports_errors_and_says_when_it_interpolated(tmp_path, capsys):
 
 
 def test_help_on_every_level(capsys):
-    for argv in (["--help"], ["solve", "--help"], ["compare", "--help"], ["demo", "--help"]):
+    for argv in (["--help"], ["solve", "--help"], ["compare", "--help"], ["identify", "--help"]):
         code, out, _ = run(argv, capsys)
         assert code == 0 and "usage" in out
 
@@ -137,20 +136,17 @@ def test_compare_rejects_missing_unreadable_and_mismatched_files(tmp_path, capsy
         assert code == 2 and word in err and err.count("\n") == 1 and out == ""
 
 
-@pytest.mark.slow
-def test_demo_writes_both_solutions_a_figure_and_a_table(tmp_path, capsys):
-    out_dir = tmp_path / "out"
-    code, out, err = run(["demo", "--out", out_dir, "--only", "reference", "--json"], capsys)
-    assert code == 0, err
-    result = json.loads(out)
-    assert sorted(p.name for p in out_dir.iterdir()) == ["burgers_exact.nc", "burgers_spectral.nc", "burgers_spectral.png"]
-    spectral = [r for r in result["rows"] if r["method"].startswith("spectral")][0]
-    assert spectral["rel_l2"] < 1e-8  # issue 2: the default spectral run agrees with Cole–Hopf
-    exact = read_dataset(out_dir / "burgers_exact.nc")
-    np.testing.assert_allclose(exact["u"].isel(t=0), -np.sin(np.pi * exact.x), atol=1e-15)
+def test_moved_commands_forward_to_the_workbench_with_a_note(capsys):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "pdes", "figures", "--help"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and "python -m workbench figures" in out.stderr and "--only" in out.stdout
 
 
-def test_figures_convergence_writes_the_gallery_png(tmp_path, capsys):
-    code, out, err = run(["figures", "--out", tmp_path, "--only", "convergence"], capsys)
-    assert code == 0, err
-    assert (tmp_path / "convergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "wrote" in out
+def test_spectral_points_flag_and_its_deprecated_alias(tmp_path, capsys):
+    code, out, _ = run(["solve", "heat", "--method", "spectral", *SMALL, "--points", "32", "--json"], capsys)
+    assert code == 0 and json.loads(out)["rel_l2"] < 1e-10
+    code, out, err = run(["solve", "heat", "--method", "spectral", *SMALL, "--modes", "32", "--json"], capsys)
+    assert code == 0 and "--modes is deprecated" in err and "--points" in err

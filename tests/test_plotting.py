@@ -27,17 +27,24 @@ def heat_dataset(with_history=False):
 
 
 def test_solution_figure_with_training_history(tmp_path):
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    backend = matplotlib.get_backend()
     ds = heat_dataset(with_history=True)
     assert history_vars(ds) == ["history_rel_l2", "history_loss", "history_wall_time_s"]
-    path = plot_solution(ds, tmp_path / "fig.png", times=[0.0, 0.5])
-    assert path.read_bytes()[:8] == PNG and os.listdir(tmp_path) == ["fig.png"]
+    fig = plot_solution(ds, tmp_path / "fig.png", times=[0.0, 0.5])
+    assert isinstance(fig, Figure) and len(fig.axes) >= 5  # u, u_true, error, slices, history (+ colorbars)
+    assert (tmp_path / "fig.png").read_bytes()[:8] == PNG and os.listdir(tmp_path) == ["fig.png"]
+    assert matplotlib.get_backend() == backend  # a notebook's backend is never switched
 
 
 def test_two_dimensional_figure_shows_the_last_time(tmp_path):
     t, x = np.linspace(0, 1, 3), np.linspace(0, 1, 9)
     u = exact_solution(HEAT2D, t, x, x)
     ds = solution_dataset(u, t=t, x=x, y=x, equation="heat2d", method="exact")
-    assert plot_solution(ds, tmp_path / "h2.png").read_bytes()[:8] == PNG
+    plot_solution(ds, tmp_path / "h2.png")
+    assert (tmp_path / "h2.png").read_bytes()[:8] == PNG
 
 
 def test_unknown_figure_format_is_rejected_before_drawing(tmp_path):

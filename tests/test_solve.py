@@ -35,7 +35,7 @@ def test_exact_solution_has_no_separate_reference_and_takes_preset_names():
         (("heat",), {"nx": 16.0}, "nx"),
         (("heat",), {"seed": -1}, "seed"),
         ((HEAT, "spectral"), {"n_steps": 100}, "n_steps"),
-        ((HEAT, "spectral"), {"n_modes": 33}, "n_modes"),
+        ((HEAT, "spectral"), {"n_points": 33}, "n_points"),
         ((HEAT, "exact"), {"n_steps": 100}, "n_steps"),
         (("operator_burgers", "spectral"), {}, "operators"),
     ],

@@ -43,7 +43,7 @@ def test_presets_match_their_exact_solutions_to_rounding():
 @pytest.mark.parametrize("problem", [Heat(initial=smooth_odd, alpha=0.01), Wave(initial=smooth_odd, initial_velocity=lambda x: np.sin(2 * np.pi * x) * np.exp(np.cos(2 * np.pi * x)))])
 def test_error_falls_exponentially_in_the_number_of_modes(problem):
     ns = np.array([8, 12, 16, 20, 24])
-    errs = np.array([rel_l2(s.u, exact_solution(problem, s.t, s.x)) for s in (solve_spectral(problem, nx=17, nt=5, n_modes=int(n)) for n in ns)])
+    errs = np.array([rel_l2(s.u, exact_solution(problem, s.t, s.x)) for s in (solve_spectral(problem, nx=17, nt=5, n_points=int(n)) for n in ns)])
     # exponential: log10(err) falls linearly in n (measured 1.9-2.7 decades per 4 modes, not
     # slowing down); algebraic decay n^-p would drop by p log10((n + 4) / n), i.e. 2.2x less
     # between the first and the last pair
@@ -98,7 +98,7 @@ def test_dirichlet_burgers_matches_cole_hopf_on_a_viscous_case():
     t, x = np.linspace(0, 1, 6), np.linspace(-1, 1, 65)
     from pdes.problems import Burgers
 
-    u = solve_burgers_dirichlet(Burgers(nu=0.1), t, x, n_modes=128)
+    u = solve_burgers_dirichlet(Burgers(nu=0.1), t, x, n_points=128)
     assert rel_l2(u, burgers_cole_hopf(t, x, nu=0.1)) < 1e-9  # default steps aim at ~1e-10 (measured 3.6e-10)
 
 

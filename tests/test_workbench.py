@@ -1,4 +1,4 @@
-"""python -m pdes demo --quick: every step runs, writes its files and reports its errors.
+"""python -m workbench demo --quick and figures: every step runs, writes its files and reports its errors.
 
 The full demo (``make demo``) trains longer; this checks the same code path with tiny trainings
 (``--quick``: PINN 100 + 20 steps, FNO 4 epochs, a 2-member ensemble), so the error bounds
@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
-from pdes.__main__ import DEMO_STEPS, main
+from workbench.__main__ import main
+from workbench.demo import DEMO_STEPS
 
 
 def test_demo_lists_the_headline_steps():
@@ -48,3 +50,29 @@ def test_demo_table_names_the_files(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--only", "reference"]) == 0
     text = capsys.readouterr().out
     assert "files" in text and "burgers_spectral.nc" in text and "total" in text
+
+
+@pytest.mark.slow
+def test_demo_reference_writes_both_solutions_a_figure_and_agrees_with_cole_hopf(tmp_path, capsys):
+    from pdes.solution import read_dataset
+
+    out_dir = tmp_path / "out"
+    assert main(["demo", "--out", str(out_dir), "--only", "reference", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert sorted(p.name for p in out_dir.iterdir()) == ["burgers_exact.nc", "burgers_spectral.nc",
+                                                         "burgers_spectral.png"]
+    spectral = [r for r in result["rows"] if r["method"].startswith("spectral")][0]
+    assert spectral["rel_l2"] < 1e-8  # the default spectral run agrees with Cole-Hopf
+    exact = read_dataset(out_dir / "burgers_exact.nc")
+    np.testing.assert_allclose(exact["u"].isel(t=0), -np.sin(np.pi * exact.x), atol=1e-15)
+
+
+def test_figures_convergence_writes_the_gallery_png(tmp_path, capsys):
+    assert main(["figures", "--out", str(tmp_path), "--only", "convergence"]) == 0
+    assert (tmp_path / "convergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "wrote" in capsys.readouterr().out
+
+
+def test_workbench_help_and_bad_flags(capsys):
+    assert main(["--help"]) == 0 and "demo" in capsys.readouterr().out
+    assert main(["demo", "--only", "nothing"]) == 2
+    assert main(["demo", "--out", __file__]) == 2 and "folder" in capsys.readouterr().err
