@@ -1,4 +1,6 @@
-"""Fourier pseudo-spectral solvers in float64: heat (1D, 2D), wave, viscous Burgers.
+"""Fourier pseudo-spectral solvers in float64: heat (1D, 2D), wave, viscous Burgers, any periodic
+semilinear equation u_t = L u + N(u) (``solve_periodic_semilinear``), and the Allen–Cahn and KdV
+references built on it.
 
 * Space: Fourier on a periodic grid of ``n`` points; zero-Dirichlet problems on [a, a + L] are
   solved on the odd extension to the period 2L (the equations keep that symmetry, so the
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -32,20 +35,36 @@ from pdes.problems import Burgers, Heat, Heat2D, PeriodicBurgers, Problem, Wave
 
 __all__ = [
     "ETDRK4Coeffs",
+    "Nonlinear",
     "SpectralSolution",
+    "allen_cahn_initial",
+    "allen_cahn_initial_modes",
+    "allen_cahn_reference",
+    "allen_cahn_terms",
     "dealias_mask",
     "etdrk4_coeffs",
+    "flux_nonlinear",
     "fourier_interpolate",
+    "kdv_initial",
+    "kdv_reference",
+    "kdv_terms",
     "odd_extension",
+    "pde_reference",
+    "periodic_grid",
+    "physical_nonlinear",
     "propagate_linear",
     "solve_burgers_dirichlet",
     "solve_heat",
     "solve_heat2d",
     "solve_periodic_burgers",
+    "solve_periodic_semilinear",
     "solve_spectral",
     "solve_wave",
     "wavenumbers",
 ]
+
+Nonlinear = Callable[[jax.Array, jax.Array], jax.Array]
+"""N(v, k) -> (nk,) complex: rfft coefficients of the nonlinear term from v = rfft(u) (nk,) and k (nk,)."""
 
 
 # ----------------------------------------------------------------------------- grids
@@ -109,13 +128,16 @@ class ETDRK4Coeffs(NamedTuple):
 def etdrk4_coeffs(lin: np.ndarray, h: float, n_contour: int = 64) -> ETDRK4Coeffs:
     """Kassam–Trefethen ETDRK4 coefficients for the diagonal linear part ``lin`` (nk,) and step h.
 
-    The phi-functions are averaged over n_contour points r_j = exp(i pi (j - 1/2) / M) of the
-    unit circle around each z = h L (Cauchy integral), which avoids the cancellation of the
-    closed forms for small |z|. For real L the results are real. h = 0 gives E = 1 and zero
-    increments (a save time that needs no step).
+    The phi-functions are averaged over n_contour points of the unit circle around each z = h L
+    (Cauchy integral), which avoids the cancellation of the closed forms for small |z|. For real
+    L the points r_j = exp(i pi (j - 1/2) / M) of the upper half circle suffice and the real part
+    is kept (the lower half gives the complex conjugates; Kassam & Trefethen's kursiv.m); complex
+    L (dispersive terms, e.g. KdV) needs the whole circle, r_j = exp(2 i pi (j - 1/2) / M)
+    (their kdv.m). h = 0 gives E = 1 and zero increments (a save time that needs no step).
     """
     lin = np.asarray(lin)
-    r = np.exp(1j * math.pi * (np.arange(1, n_contour + 1) - 0.5) / n_contour)
+    turn = math.pi if np.isrealobj(lin) else 2 * math.pi
+    r = np.exp(1j * turn * (np.arange(1, n_contour + 1) - 0.5) / n_contour)
     LR = h * lin[:, None] + r[None, :]
     eLR = np.exp(LR)
     Q = h * np.mean((np.exp(LR / 2) - 1) / LR, axis=1)
@@ -477,3 +499,422 @@ def solve_spectral(
         u = solve_burgers_dirichlet(problem, t, x, n_points=n_points, n_steps=n_steps)
         return SpectralSolution(t, x, u, n_points=n_points, n_steps=n_steps)
     raise ValueError(f"no spectral solver for problem {problem!r}")
+
+
+# ----------------------------------------------------------------------------- periodic semilinear
+
+
+def periodic_grid(n: int, *, x_min: float, length: float) -> np.ndarray:
+    """The periodic grid x_j = x_min + j length / n, j = 0..n-1, that the periodic solvers use: (n,)."""
+    return x_min + length * np.arange(n) / n
+
+
+def physical_nonlinear(f: Callable[..., jax.Array], *, derivatives: int = 1, x: Any = None) -> Nonlinear:
+    """N(v, k) for ``solve_periodic_semilinear`` from a function of the physical fields.
+
+    f(u) (derivatives=0), f(u, u_x) (1), f(u, u_x, u_xx) (2), ... maps arrays (n,) to N(u) (n,),
+    written with ``jax.numpy``; with ``x`` (the grid, (n,), e.g. ``periodic_grid``) it is called as
+    f(x, u, u_x, ...) for coefficients or forcing that vary in space. The derivatives are spectral,
+    d^p/dx^p <-> (i k)^p; the product is formed on the grid and transformed back (pseudo-spectral),
+    and the solver applies the 2/3 mask to the result. The returned callable is new on each call:
+    build it once and reuse it so that repeated solves reuse the compiled program.
+    """
+    if not (isinstance(derivatives, int) and not isinstance(derivatives, bool) and derivatives >= 0):
+        raise ValueError(f"derivatives must be an integer >= 0, got {derivatives!r}")
+    grid = None
+    if x is not None:
+        grid = np.asarray(x, dtype=np.float64)
+        if grid.ndim != 1 or not np.all(np.isfinite(grid)):
+            raise ValueError(f"x must be a 1-D array of finite grid points, got shape {grid.shape}")
+
+    def nonlinear(v: jax.Array, k: jax.Array) -> jax.Array:
+        n = 2 * (v.shape[-1] - 1)
+        ik = 1j * k
+        fields = [jnp.fft.irfft(v * ik**p, n=n) for p in range(derivatives + 1)]
+        if grid is None:
+            return jnp.fft.rfft(f(*fields))
+        if grid.size != n:
+            raise ValueError(f"x has {grid.size} points but the grid has n = {n}")
+        return jnp.fft.rfft(f(jnp.asarray(grid), *fields))
+
+    return nonlinear
+
+
+def flux_nonlinear(flux: Callable[[jax.Array], jax.Array]) -> Nonlinear:
+    """N(v, k) = -(F(u))_x in conservation form: -i k F[flux(u)]; flux maps (n,) -> (n,) (jax.numpy).
+
+    Mode 0 of N is exactly zero, so the mean of u is conserved to rounding. Burgers and KdV use
+    flux(u) = u^2 / 2. Build once and reuse (see ``physical_nonlinear``)."""
+
+    def nonlinear(v: jax.Array, k: jax.Array) -> jax.Array:
+        n = 2 * (v.shape[-1] - 1)
+        return -1j * k * jnp.fft.rfft(flux(jnp.fft.irfft(v, n=n)))
+
+    return nonlinear
+
+
+@functools.partial(jax.jit, static_argnames=("nonlinear", "n"))
+def _semilinear_trajectories(
+    v0: jax.Array, table: ETDRK4Coeffs, which: jax.Array, counts: jax.Array, k: jax.Array, mask: jax.Array, nonlinear: Nonlinear, n: int
+) -> jax.Array:
+    """v0: (B, nk); table: fields (nh, nk), one coefficient set per distinct step size; which: (ns,)
+    index into the table per save interval; counts: (ns,) steps per interval. -> (B, ns, n)."""
+
+    def masked(v: jax.Array) -> jax.Array:
+        return mask * nonlinear(v, k)
+
+    def trajectory(v_init: jax.Array) -> jax.Array:
+        def interval(v, xs):
+            i, m = xs
+            c = ETDRK4Coeffs(*(a[i] for a in table))
+            v = jax.lax.fori_loop(0, m, lambda _, w: etdrk4_step(w, c, masked), v)
+            return v, v
+
+        saved = jax.lax.scan(interval, v_init, (which, counts))[1]  # (ns, nk)
+        return jnp.fft.irfft(saved, n=n, axis=-1)
+
+    return jax.vmap(trajectory)(mask * v0)
+
+
+def _linear_symbol(linear: Any, k: np.ndarray) -> np.ndarray:
+    """L(k) on the rfft wave numbers k (nk,): evaluate a callable or check an array; (nk,)."""
+    lin = np.asarray(linear(k) if callable(linear) else linear)
+    if lin.shape == ():
+        lin = np.full(k.shape, lin)
+    if lin.shape != k.shape:
+        raise ValueError(f"linear must give one value per rfft mode, shape {k.shape}, got {lin.shape}")
+    if not np.all(np.isfinite(lin)):
+        raise ValueError("linear has non-finite values")
+    return lin.astype(np.complex128) if np.iscomplexobj(lin) else lin.astype(np.float64)
+
+
+def _semilinear_run(
+    v0: np.ndarray, lin: np.ndarray, k: np.ndarray, mask: np.ndarray, nonlinear: Nonlinear, t: np.ndarray, n_steps: int, n: int
+) -> np.ndarray:
+    """One ETDRK4 run of the checked problem over the save times t (ns,) with ~n_steps steps: (B, ns, n)."""
+    dt_target = float(t[-1]) / n_steps if t[-1] > 0 else 1.0
+    gaps = t - np.concatenate([[0.0], t[:-1]])
+    counts = np.where(gaps > 0, np.ceil(gaps / dt_target - 1e-9), 0).astype(np.int64)
+    h = np.where(counts > 0, gaps / np.maximum(counts, 1), 0.0)
+    # intervals whose steps agree to 13 digits (linspace gaps differ in the last bits) share one
+    # coefficient set: a time shift of <= 1e-13 h per step, far below the ETDRK4 error
+    _, first, which = np.unique(np.round(h / max(float(h.max()), 1e-300), 13), return_index=True, return_inverse=True)
+    per = [etdrk4_coeffs(lin, float(h[i])) for i in first]
+    table = ETDRK4Coeffs(*(np.stack([getattr(c, f) for c in per]) for f in ETDRK4Coeffs._fields))
+    with jax.enable_x64(True):
+        out = _semilinear_trajectories(
+            jnp.asarray(v0),
+            ETDRK4Coeffs(*(jnp.asarray(a) for a in table)),
+            jnp.asarray(which.reshape(-1)),
+            jnp.asarray(counts),
+            jnp.asarray(k),
+            jnp.asarray(mask),
+            nonlinear,
+            n,
+        )
+        return np.asarray(out, dtype=np.float64)
+
+
+def solve_periodic_semilinear(
+    u0: Any,
+    *,
+    linear: Any,
+    nonlinear: Nonlinear,
+    length: float,
+    t_save: Any,
+    n_steps: int | None = None,
+    dealias: bool = True,
+    tol: float = 1e-10,
+) -> np.ndarray:
+    """u_t = L u + N(u), periodic on [x_min, x_min + length), for a batch of initial conditions,
+    by Fourier pseudo-spectral + ETDRK4 (Kassam & Trefethen 2005) in float64.
+
+    u0: (B, n) or (n,) samples on x_j = x_min + j length / n (``periodic_grid``), n even >= 8; the
+    dynamics do not depend on x_min unless N does (``physical_nonlinear(f, x=grid)``).
+    linear: the Fourier symbol L(k) of the linear part, a callable of the angular wave numbers
+    k_m = 2 pi m / length, m = 0..n/2 (``wavenumbers``), or an array (n/2 + 1,), real or complex;
+    d^p/dx^p <-> (i k)^p, so u_t = nu u_xx + r u is ``lambda k: -nu * k**2 + r`` and
+    u_t = -d^2 u_xxx is ``lambda k: 1j * d**2 * k**3``. It is integrated exactly (stiff parts
+    belong here).
+    nonlinear: N(v, k) -> (n/2 + 1,) complex, the rfft coefficients of N(u) given v = rfft(u) (n/2 + 1,)
+    complex, numpy's unnormalized convention (u = irfft(v, n), n = 2 (len(v) - 1)), written with
+    ``jax.numpy`` (it runs inside ``jit``). ``physical_nonlinear(f)`` builds it from f(u, u_x, ...)
+    and ``flux_nonlinear(F)`` from a flux, N = -(F(u))_x. The compiled program is cached on the
+    identity of this callable: reuse one object for repeated solves.
+    dealias: apply the 2/3 rule: N's output and the initial state keep only modes |m| < n/3
+    (Orszag 1971; exact for quadratic products, for cubic ones the aliased part is as small as the
+    solution's modes near n/3). Without it every mode is kept, the Nyquist mode included.
+    t_save: (nt,) increasing times >= 0 (t = 0 returns the initial state).
+    n_steps: ETDRK4 steps over [0, t_save[-1]]; each save interval gets ceil(gap / dt) equal steps,
+    dt = t_save[-1] / n_steps. Fourth order: half the steps, 1/16 the time error. Default (None):
+    doubling from 64 steps until successive runs differ by <= 15 tol (relative L2 over the whole
+    output; Richardson's estimate of the finer run's time error is that difference / 15), at most
+    2^17 steps, and the finer run is returned; it costs about twice the final run. The spatial
+    error is the user's to check (double n: the modes near n/3 should be at the rounding level).
+
+    Returns (B, nt, n) float64 ((nt, n) for 1-D u0). One compiled program per (B, n, nt, N); the
+    batch is ``vmap``-ed, the steps run in ``lax.scan`` / ``lax.fori_loop``.
+    """
+    if not callable(nonlinear):
+        raise ValueError(f"nonlinear must be a callable N(v, k), got {nonlinear!r}")
+    if not (isinstance(length, int | float) and math.isfinite(length) and length > 0):
+        raise ValueError(f"length must be a positive finite number, got {length!r}")
+    if not (isinstance(tol, int | float) and math.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be a positive finite number, got {tol!r}")
+    arr = np.asarray(u0, dtype=np.float64)
+    single = arr.ndim == 1
+    arr = np.atleast_2d(arr)
+    if arr.ndim != 2 or arr.shape[-1] < 8 or arr.shape[-1] % 2:
+        raise ValueError(f"u0 must have shape (B, n) with n even and >= 8, got {np.shape(u0)}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("u0 has non-finite values")
+    t = _check_times(t_save)
+    if n_steps is not None and not (isinstance(n_steps, int | np.integer) and not isinstance(n_steps, bool) and n_steps >= 1):
+        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+    n = arr.shape[-1]
+    k = wavenumbers(n, float(length))
+    lin = _linear_symbol(linear, k)
+    mask = dealias_mask(n) if dealias else np.ones(k.size)
+    v0 = np.fft.rfft(arr, axis=-1)
+    run = functools.partial(_semilinear_run, v0, lin, k, mask, nonlinear, t, n=n)
+    if n_steps is not None:
+        out = run(int(n_steps))
+    else:
+        steps, out = 64, run(64)
+        while True:
+            if steps >= 2**17:
+                raise ValueError(f"ETDRK4 did not reach tol={tol} within {steps} steps; pass n_steps")
+            steps *= 2
+            finer = run(steps)
+            change = np.linalg.norm(finer - out) / max(float(np.linalg.norm(finer)), 1e-300)
+            out = finer
+            if np.isfinite(change) and change <= 15 * tol:
+                break
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"the solve became non-finite (n_steps={n_steps} too few for n={n}?)")
+    return out[0] if single else out
+
+
+# ----------------------------------------------------------------------------- Allen–Cahn and KdV references
+
+
+def allen_cahn_initial(x: Any) -> np.ndarray:
+    """u0(x) = x^2 cos(pi x) of the Allen–Cahn preset: any shape -> same shape."""
+    x = np.asarray(x, dtype=np.float64)
+    return x**2 * np.cos(math.pi * x)
+
+
+def allen_cahn_initial_modes(n: int) -> np.ndarray:
+    """Samples (n,) on x_j = -1 + 2 j / n of the exact Fourier series of x^2 cos(pi x) on [-1, 1)
+    truncated to |m| < n / 3 (the 2/3 band): the L2 projection, free of the O(n^-2) aliasing that
+    sampling the kinked u0 would put into every mode.
+
+    c_m = (g(m + 1) + g(m - 1)) / 2, g(j) = int_0^1 x^2 cos(pi j x) dx = 2 (-1)^j / (pi j)^2, g(0) = 1/3.
+    """
+    if not (isinstance(n, int | np.integer) and not isinstance(n, bool) and n >= 8 and n % 2 == 0):
+        raise ValueError(f"n must be an even integer >= 8, got {n!r}")
+    m = np.arange(n // 2 + 1)
+
+    def g(j: np.ndarray) -> np.ndarray:
+        safe = np.where(j == 0, 1, j)
+        return np.where(j == 0, 1.0 / 3.0, 2.0 * (-1.0) ** np.abs(j) / (math.pi * safe) ** 2)
+
+    c = 0.5 * (g(m + 1) + g(m - 1))
+    v = n * c * (-1.0) ** m * dealias_mask(n)  # rfft of samples starting at x = -1: phase (-1)^m
+    return np.fft.irfft(v, n=n)
+
+
+@functools.lru_cache(maxsize=16)
+def allen_cahn_terms(eps: float = 1e-4, gamma: float = 5.0) -> tuple[Callable[[np.ndarray], np.ndarray], Nonlinear]:
+    """(linear, nonlinear) of u_t = eps u_xx + gamma (u - u^3) for ``solve_periodic_semilinear``:
+    L(k) = -eps k^2 + gamma (integrated exactly) and N(u) = -gamma u^3 (the coefficient names of
+    ``pdes.problems.ALLEN_CAHN``). One pair per value (cached), so solves share the compiled program."""
+    for name, value in (("eps", eps), ("gamma", gamma)):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+
+    def linear(k: np.ndarray) -> np.ndarray:
+        return -eps * k**2 + gamma
+
+    return linear, physical_nonlinear(lambda u: -gamma * u**3, derivatives=0)
+
+
+@functools.lru_cache(maxsize=16)
+def kdv_terms(delta: float = 0.022) -> tuple[Callable[[np.ndarray], np.ndarray], Nonlinear]:
+    """(linear, nonlinear) of u_t + u u_x + delta^2 u_xxx = 0 for ``solve_periodic_semilinear``:
+    L(k) = i delta^2 k^3 (the dispersion, -delta^2 (i k)^3, integrated exactly) and
+    N = -(u^2 / 2)_x in conservation form. Cached per value (one compiled program)."""
+    if not (isinstance(delta, int | float) and math.isfinite(delta) and delta > 0):
+        raise ValueError(f"delta must be a positive finite number, got {delta!r}")
+
+    def linear(k: np.ndarray) -> np.ndarray:
+        return 1j * delta**2 * k**3
+
+    return linear, flux_nonlinear(lambda u: 0.5 * u * u)
+
+
+def _reference_on(
+    t: Any, x: Any, solve: Callable[[np.ndarray], np.ndarray], u0: Callable[[np.ndarray], np.ndarray], *, x_min: float, length: float
+) -> np.ndarray:
+    """Evaluate a periodic solver on any times t (nt,) >= 0 (any order, repeats allowed) and points
+    x (nx,): solve(t_sorted) -> (nt_unique, n) grid values, Fourier-interpolated to x; rows with
+    t = 0 are u0(x) itself. Returns (nt, nx)."""
+    t = np.asarray(t, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or np.any(t < 0):
+        bad = t if t.size <= 8 else f"shape {t.shape}, min {np.nanmin(t) if t.size else None}"
+        raise ValueError(f"t must be a non-empty 1-D array of finite times >= 0, got {bad}")
+    if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)):
+        raise ValueError(f"x must be a non-empty 1-D array of finite points, got shape {x.shape}")
+    times, back = np.unique(t, return_inverse=True)
+    out = np.empty((times.size, x.size))
+    positive = times > 0
+    out[~positive] = u0(x)
+    if positive.any():
+        grid = solve(times[positive])
+        out[positive] = fourier_interpolate(grid, x, x0=x_min, length=length)
+    return out[back.reshape(-1)]
+
+
+def _check_reference_grid(n_points: Any, n_steps: Any) -> None:
+    if not (isinstance(n_points, int | np.integer) and not isinstance(n_points, bool) and n_points >= 8 and n_points % 2 == 0):
+        raise ValueError(f"n_points must be an even integer >= 8, got {n_points!r}")
+    if not (isinstance(n_steps, int | np.integer) and not isinstance(n_steps, bool) and n_steps >= 1):
+        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+
+
+def allen_cahn_reference(
+    t: Any, x: Any, *, eps: float = 1e-4, gamma: float = 5.0, n_points: int = 4096, n_steps: int = 4000
+) -> np.ndarray:
+    """Allen–Cahn u_t = eps u_xx + gamma (u - u^3), periodic on [-1, 1), u0 = x^2 cos(pi x)
+    (the PINN benchmark of Raissi et al. 2019), on any times t (nt,) >= 0 and points x (nx,):
+    (nt, nx) float64.
+
+    ETDRK4 with L = -eps k^2 + gamma (exact) and N = -gamma u^3, n_points Fourier
+    points (2/3 dealiased), n_steps steps over [0, max t]. u0 is only continuous across x = +-1
+    (slope 2 -> -2), so its Fourier modes fall like m^-2: the solver starts from the exact series
+    truncated to the 2/3 band (``allen_cahn_initial_modes``), and rows with t = 0 are u0 itself.
+
+    Accuracy of the defaults (4096 points, 4000 steps), relative L2 on t = linspace(0, 1, 100),
+    x = linspace(-1, 1, 256): ~1e-12 (9.3e-13 against 16384 points and 8000 steps; spatial part
+    3.3e-13). In n_points the error is spectral once diffusion has damped the kink's tail
+    (t >~ 0.01; 1.1e-6, 6.0e-9, 3.3e-13 at 1024, 2048, 4096 points); closer to t = 0 that tail
+    limits it algebraically (t = 1e-4: 2.9e-5 at 4096 points, order 1.3-1.7; t = 1e-3: 1.8e-6),
+    so pass more points for such times. Starting from samples of u0 instead would converge only at
+    second order (3.7e-7 at 4096 points). In n_steps ETDRK4 is fourth order down to ~1e-12 at
+    ~2000 steps; more steps only add rounding (each step multiplies by the rounded exp(h L):
+    ~n_steps x 1e-16, amplified by the unstable reaction). Tables and cost:
+    benchmarks/results/spectral.md.
+    """
+    _check_reference_grid(n_points, n_steps)
+    linear, nonlinear = allen_cahn_terms(eps, gamma)
+    u0 = allen_cahn_initial_modes(int(n_points))
+
+    def solve(times: np.ndarray) -> np.ndarray:
+        return solve_periodic_semilinear(u0, linear=linear, nonlinear=nonlinear, length=2.0, t_save=times, n_steps=int(n_steps))
+
+    return _reference_on(t, x, solve, allen_cahn_initial, x_min=-1.0, length=2.0)
+
+
+def kdv_initial(x: Any) -> np.ndarray:
+    """u0(x) = cos(pi x) of the KdV preset (Zabusky & Kruskal 1965): any shape -> same shape."""
+    return np.cos(math.pi * np.asarray(x, dtype=np.float64))
+
+
+def kdv_reference(t: Any, x: Any, *, delta: float = 0.022, n_points: int = 512, n_steps: int = 32000) -> np.ndarray:
+    """Korteweg–de Vries u_t + u u_x + delta^2 u_xxx = 0, periodic on [-1, 1), u0 = cos(pi x)
+    (Zabusky & Kruskal 1965, delta = 0.022), on any times t (nt,) >= 0 and points x (nx,):
+    (nt, nx) float64.
+
+    ETDRK4 with L = i delta^2 k^3 (the dispersion, exact) and N = -(u^2 / 2)_x, n_points Fourier
+    points (2/3 dealiased), n_steps steps over [0, max t]. Mass (the mean of u) is conserved to
+    rounding; int u^2 to the time error.
+
+    Accuracy of the defaults (512 points, 32000 steps), relative L2 on t = linspace(0, 1, 100),
+    x = linspace(-1, 1, 256): ~5e-12 (4.5e-12 against 1024 points and 64000 steps; spatial part
+    2.6e-14 against 1024 points; time part 1.4e-12 by Richardson). The error falls exponentially
+    in n_points (3.5e-7, 6.2e-9, 1.1e-10, 1.5e-12 at 256, 320, 384, 448) and at fourth order in
+    n_steps (3.7e-10 / 15 at 8000 steps); beyond ~32000 steps the rounding of exp(h L), applied
+    once per step, grows as fast as the time error falls. Tables and cost:
+    benchmarks/results/spectral.md.
+    """
+    _check_reference_grid(n_points, n_steps)
+    linear, nonlinear = kdv_terms(delta)
+    u0 = kdv_initial(periodic_grid(int(n_points), x_min=-1.0, length=2.0))
+
+    def solve(times: np.ndarray) -> np.ndarray:
+        return solve_periodic_semilinear(u0, linear=linear, nonlinear=nonlinear, length=2.0, t_save=times, n_steps=int(n_steps))
+
+    return _reference_on(t, x, solve, kdv_initial, x_min=-1.0, length=2.0)
+
+
+# ----------------------------------------------------------------------------- references of pdes.PDE problems
+
+
+@functools.lru_cache(maxsize=16)
+def _pde_terms(problem: Any) -> tuple[Callable[[np.ndarray], np.ndarray], Nonlinear]:
+    """(L(k), N(v, k)) of a periodic PDE from its ``linear`` symbol and ``nonlinear`` part (a
+    function of u and its x-derivatives by name); built once per problem, so repeated solves reuse
+    the compiled program."""
+    from pdes.problems import equation_signature, parse_derivative
+
+    coeffs = problem.coefficients()
+
+    def linear(k: np.ndarray) -> np.ndarray:
+        return np.asarray(problem.linear(k, **_keyword(problem.linear, coeffs)))
+
+    if problem.nonlinear is None:
+        return linear, lambda v, k: jnp.zeros_like(v)
+    names, _ = equation_signature(problem.nonlinear)
+    orders = [parse_derivative(n)[1] for n in names]
+    kw = _keyword(problem.nonlinear, coeffs)
+
+    def f(*fields: jax.Array) -> jax.Array:
+        return problem.nonlinear(*(fields[q] for q in orders), **kw)
+
+    return linear, physical_nonlinear(f, derivatives=max(orders))
+
+
+def _keyword(fn: Callable[..., Any], coeffs: dict[str, float]) -> dict[str, float]:
+    """The coefficients ``fn`` takes as keyword-only parameters."""
+    from pdes.problems import equation_signature
+
+    try:
+        wanted = equation_signature(fn)[1]
+    except ValueError:  # a symbol L(k, *, ...) has k, not a derivative, as its positional parameter
+        import inspect
+
+        wanted = {p.name: None for p in inspect.signature(fn).parameters.values() if p.kind == p.KEYWORD_ONLY}
+    return {k: v for k, v in coeffs.items() if k in wanted}
+
+
+def pde_reference(problem: Any, t: Any, x: Any, *, n_points: int | None = None, n_steps: int | None = None) -> np.ndarray:
+    """The spectral reference of a periodic ``pdes.PDE`` with its linear part stated (``linear``,
+    and ``nonlinear``) on any times t (nt,) >= 0 and points x (nx,): (nt, nx) float64.
+
+    The Allen-Cahn and KdV presets use ``allen_cahn_reference`` / ``kdv_reference`` (the former
+    starts from the exact Fourier series of its kinked initial data); any other PDE runs
+    ``solve_periodic_semilinear`` from its initial data sampled on ``n_points`` (default 1024)
+    points, with ``n_steps`` ETDRK4 steps (default: doubled until two runs agree to ~1e-10)."""
+    from pdes.problems import ALLEN_CAHN, KDV
+
+    if problem.boundary.kind != "periodic" or problem.linear is None:
+        raise ValueError(f"{problem.name}: the spectral path needs a periodic problem with its linear part stated "
+                         "(PDE(..., boundary=PERIODIC, linear=L(k), nonlinear=N(u, u_x, ...)))")
+    kw = {k: v for k, v in (("n_points", n_points), ("n_steps", n_steps)) if v is not None}
+    coeffs = problem.coefficients()
+    if problem is ALLEN_CAHN or (problem.equation is ALLEN_CAHN.equation and problem.initial is ALLEN_CAHN.initial):
+        return allen_cahn_reference(t, x, eps=coeffs["eps"], gamma=coeffs["gamma"], **kw)
+    if problem is KDV or (problem.equation is KDV.equation and problem.initial is KDV.initial):
+        return kdv_reference(t, x, delta=coeffs["delta"], **kw)
+    n = int(kw.get("n_points", 1024))
+    _check_reference_grid(n, kw.get("n_steps", 1))
+    linear, nonlinear = _pde_terms(problem)
+    grid = periodic_grid(n, x_min=problem.x_min, length=problem.length)
+    u0 = problem.u0(grid)
+
+    def solve(times: np.ndarray) -> np.ndarray:
+        return solve_periodic_semilinear(u0, linear=linear, nonlinear=nonlinear, length=problem.length, t_save=times,
+                                         n_steps=kw.get("n_steps"))
+
+    return _reference_on(t, x, solve, problem.u0, x_min=problem.x_min, length=problem.length)
