@@ -1,4 +1,8 @@
-"""python -m operators {generate,import,train,evaluate}: Fourier neural operators from the command line.
+"""python -m operators {generate,import,train,evaluate,launch}: Fourier neural operators from the command line.
+
+``train`` runs as one of N processes (``--coordinator``/``--num-processes``/``--process-id``,
+their ``SCIML_*`` variables, SLURM or Open MPI; ``launch --processes N -- train ...`` starts N
+local ones): see ``plumbing.distributed`` and the README's "Running on a cluster".
 
 Exit codes (``plumbing.cli``): 0 success, 2 bad input (one line on stderr naming the bad value),
 1 failure.
@@ -70,7 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dropout", type=float, help="dropout rate (default 0)")
     t.add_argument("--seed", type=int, help="seed (default 0)")
     t.add_argument("--checkpoint-every", type=int, help="epochs between checkpoints (default 10)")
-    t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out (on any number of processes)")
+    t.add_argument("--loader", choices=("auto", "memory", "stream"),
+                   help="memory: the whole set on the devices; stream: each process reads its rows of every batch "
+                        "from the file (default auto: stream with several processes or a file larger than a "
+                        "quarter of the free memory)")
     t.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -155,27 +163,30 @@ def _generate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
-    from operators.models import FNOConfig
-    from operators.train import TrainConfig, split_arrays, train_fno
-    from pdes.solution import read_dataset
+    from pathlib import Path
 
-    ds = read_dataset(args.data)
-    a, _, _ = split_arrays(ds)
+    from operators.checkpoint import has_checkpoint
+    from operators.models import FNOConfig
+    from operators.train import TrainConfig, train_fno
+
+    if not Path(args.data).is_file():
+        raise FileNotFoundError(f"no such file: {args.data!r}")
     model_kw = {k: v for k, v in (("modes", args.modes), ("width", args.width), ("depth", args.depth),
                                   ("padding", args.padding), ("dropout", args.dropout),
                                   ("coords", args.coords), ("activation", args.activation)) if v is not None}
-    mcfg = FNOConfig(dim=a.ndim - 1, **model_kw)  # unset fields adapt to the data (FNOConfig.resolved)
+    mcfg = FNOConfig(**model_kw)  # dim and the unset fields adapt to the data (train_fno, FNOConfig.resolved)
     train_kw = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
                                   ("weight_decay", args.weight_decay), ("schedule", args.schedule),
                                   ("loss", args.loss), ("nx", args.nx), ("seed", args.seed),
-                                  ("checkpoint_every", args.checkpoint_every)) if v is not None}
+                                  ("checkpoint_every", args.checkpoint_every), ("loader", args.loader))
+                if v is not None}
     tcfg = TrainConfig(**train_kw)
-    from operators.checkpoint import has_checkpoint
-
     if args.resume and not has_checkpoint(args.out):
         raise FileNotFoundError(f"--resume: no checkpoint in {args.out!r}")
     t0 = time.perf_counter()
-    model, history = train_fno(ds, mcfg, tcfg, out=args.out, resume=args.resume, progress=not args.no_progress)
+    # the path, not a loaded Dataset: the streaming loader reads only each process's rows
+    model, history = train_fno(args.data, mcfg, tcfg, out=args.out, resume=args.resume,
+                               progress=not args.no_progress)
     last = history[-1] if history else {}
     return {"out": args.out, "epochs": len(history), "train_loss": last.get("train_loss"),
             "rel_l2": last.get("test_rel_l2"), "train_time_s": last.get("wall_time_s"),
@@ -227,7 +238,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(PROG, build_parser(), argv, _dispatch)
+    from plumbing.compilation_cache import enable as enable_compilation_cache
+
+    enable_compilation_cache()  # JAX's persistent cache: a second run starts at once
+    return run_cli(PROG, build_parser(), argv, _dispatch, collective=lambda args: args.command == "train")
 
 
 if __name__ == "__main__":

@@ -5,9 +5,12 @@
 * ``plumbing.jsonio``: JSON-able conversion of numpy values, paths, dataclasses.
 * ``plumbing.tables``: plain-text tables for the command lines.
 * ``plumbing.cli``: the command-line runner (one exit-code policy) and argparse types.
+* ``plumbing.distributed``: multi-process runs (``jax.distributed``): where a process learns its
+  place, the rendezvous, the local launcher, and pytree helpers; it imports JAX only inside
+  the functions that need it.
 
 ``plumbing.checkpoint`` (JAX pytrees with orbax-checkpoint) is the one module here that needs
-JAX; it is not imported by this package's ``__init__``.
+JAX at import; it is not imported by this package's ``__init__``.
 """
 
 from plumbing.cli import Failure, UsageError, run_cli

@@ -9,9 +9,12 @@ leaves the previous step, and items and meta can never come from different saves
 newest ``keep`` steps stay. ``restore`` reads the items its templates name (a model without
 its optimizer state, say).
 
-Saving is collective under ``jax.distributed`` (every process calls ``save``; orbax writes
-each array once and the JSON from process 0); restoring takes the structure, dtypes and
-shardings from a template, so a checkpoint saved by N processes restores on M.
+Saving is collective under ``jax.distributed`` (every process calls ``save`` with the same
+step; orbax writes each shard of a global array once, from the process that holds it, and
+host-local arrays and the JSON from process 0; the step folder is renamed into place once
+every process has written its part); restoring takes the structure, dtypes and shardings from
+a template, so a checkpoint saved by N processes restores on M (tested 2 -> 1 and 1 -> 2 in
+``tests/test_distributed.py``). Every process must make the same calls in the same order.
 
 Typed PRNG keys are stored as their key data and wrapped again on restore (the template
 says where). Before any array is read, ``restore`` compares the saved ``meta`` with
@@ -41,8 +44,14 @@ def _is_key(a: Any) -> bool:
 
 
 def _plain(tree: Any) -> Any:
-    """Typed PRNG keys replaced by their uint32 key data."""
-    return jax.tree.map(lambda a: jax.random.key_data(a) if _is_key(a) else a, tree)
+    """Typed PRNG keys replaced by their uint32 key data; with several processes, arrays that
+    live on this process only (every process holds the same values: a model trained
+    redundantly, host copies) as numpy arrays, which orbax writes once, from process 0."""
+    tree = jax.tree.map(lambda a: jax.random.key_data(a) if _is_key(a) else a, tree)
+    if jax.process_count() > 1:
+        tree = jax.tree.map(lambda a: np.asarray(a) if isinstance(a, jax.Array) and a.is_fully_addressable else a,
+                            tree)
+    return tree
 
 
 @contextlib.contextmanager

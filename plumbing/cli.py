@@ -15,15 +15,23 @@ One exit-code policy (DESIGN.md section 3):
 Whether an error is "ours" is decided by where it was raised: the innermost frame of its
 traceback must be in one of the workbench's packages (``PROJECT_PACKAGES``) or in the
 script being run.
+
+A CLI that passes ``collective=`` to ``run_cli`` runs as one of N processes
+(``plumbing.distributed``, DESIGN.md section 7): ``launch`` and the flags ``--coordinator``,
+``--num-processes``, ``--process-id`` are handled here, once for every such CLI; only
+process 0 prints; a process of a multi-process run that fails prints its one line and leaves
+at once, and one that sees another process die says so in one line (exit code 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from plumbing.jsonio import dumps
@@ -86,14 +94,62 @@ def _first_line(err: BaseException) -> str:
 
 
 def run_cli(prog: str, parser: argparse.ArgumentParser, argv: Sequence[str] | None,
-            dispatch: Callable[[argparse.Namespace], int | None] | None = None) -> int:
+            dispatch: Callable[[argparse.Namespace], int | None] | None = None, *,
+            collective: Callable[[argparse.Namespace], bool] | None = None, module: str | None = None) -> int:
     """Parse ``argv`` with ``parser``, call ``dispatch(args)`` (default: ``args.func(args)``)
-    and turn its outcome into an exit code by the policy of the module doc."""
+    and turn its outcome into an exit code by the policy of the module doc.
+
+    ``collective``: the CLI runs as one of N processes (``plumbing.distributed``, DESIGN.md
+    section 7). Then ``launch --processes N -- SUBCOMMAND ...`` starts N local processes of
+    ``python -m MODULE`` (default: ``prog``), the flags ``--coordinator``, ``--num-processes``,
+    ``--process-id`` are taken off ``argv`` before parsing (their environment variables, SLURM
+    and Open MPI are read too), and for N > 1 ``collective(args)`` says whether the parsed
+    command trains together: if so every process joins ``jax.distributed`` before the command
+    runs, and only process 0 prints (standard output, progress bars) and writes files; a
+    command that is not collective runs on process 0 alone (the others return 0 at once). A
+    process of such a run that fails leaves at once (``os._exit``, after its message), so the
+    others stop instead of waiting for it."""
+    argv = list(sys.argv[1:] if argv is None else [str(a) for a in argv])
+    cluster = None
+    if collective is not None:
+        from plumbing import distributed
+
+        if argv[:1] == ["launch"]:
+            return distributed.launch_main(prog, module or prog, argv[1:])
+        _describe_multiprocess(parser, prog)
+        try:
+            argv, flags = distributed.strip_flags(argv)
+            cluster = distributed.detect(flags)
+        except ValueError as err:
+            print(f"{prog}: error: {_first_line(err)}", file=sys.stderr)
+            return 2
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse: 2 on a malformed flag, 0 on --help
         return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
+    joined = False
+    if cluster is not None and cluster.multi and collective is not None:
+        if not collective(args):
+            if cluster.process_id != 0:
+                return 0
+        else:
+            joined = True
+    with _outputs(cluster if joined else None, args):
+        code = _run(prog, args, dispatch, cluster if joined else None, argv)
+    if joined and code != 0:  # leave now: the other processes must not wait for this one
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _run(prog: str, args: argparse.Namespace, dispatch: Callable[[argparse.Namespace], int | None] | None,
+         cluster: Any, argv: list[str]) -> int:
     try:
+        if cluster is not None:
+            from plumbing import distributed
+
+            distributed.initialize(cluster, argv)
         return int((dispatch or args.func)(args) or 0)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -105,9 +161,62 @@ def run_cli(prog: str, parser: argparse.ArgumentParser, argv: Sequence[str] | No
         if is_input_error(err):
             print(f"{prog}: error: {_first_line(err)}", file=sys.stderr)
             return 2
+        if cluster is not None:
+            from plumbing.distributed import is_peer_failure
+
+            if is_peer_failure(err):  # another process died: its failure, not an error of this one
+                print(f"{prog}: failed: another process of the run stopped ({_first_line(err)[:200]})",
+                      file=sys.stderr)
+                return 1
         traceback.print_exc()
         print(f"{prog}: internal error: {type(err).__name__}: {_first_line(err)}", file=sys.stderr)
         return 1
+
+
+@contextlib.contextmanager
+def _outputs(cluster: Any, args: argparse.Namespace) -> Iterator[None]:
+    """For a process of a multi-process run: what native code writes to file descriptor 1
+    (gloo announces its connections there) goes to standard error, so a ``--json`` result
+    stays alone on standard output; processes other than 0 print no results and no progress
+    bars. Nothing changes for a run of one process (``cluster`` None)."""
+    if cluster is None:
+        yield
+        return
+    original = sys.stdout
+    saved = opened = None
+    try:
+        sys.stdout.flush()
+        if sys.stdout.fileno() == 1:
+            saved = os.dup(1)
+            os.dup2(2, 1)
+            opened = os.fdopen(os.dup(saved), "w", buffering=1, encoding=getattr(sys.stdout, "encoding", None) or "utf-8")
+            sys.stdout = opened
+    except (AttributeError, OSError, ValueError):  # not a plain descriptor (captured output): leave it
+        pass
+    quiet = open(os.devnull, "w") if cluster.process_id != 0 else None  # noqa: SIM115 - closed below
+    if quiet is not None:
+        sys.stdout = quiet
+        if hasattr(args, "no_progress"):
+            args.no_progress = True
+    try:
+        yield
+    finally:
+        for stream in (quiet, opened):
+            if stream is not None:
+                stream.close()
+        sys.stdout = original
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def _describe_multiprocess(parser: argparse.ArgumentParser, prog: str) -> None:
+    """Add the multi-process options to the top-level --help (once)."""
+    text = (f"multi-process runs: every subcommand takes --coordinator HOST:PORT --num-processes N --process-id I "
+            f"(or SCIML_COORDINATOR, SCIML_NUM_PROCESSES, SCIML_PROCESS_ID; SLURM and Open MPI are detected); "
+            f"`python -m {prog} launch --processes N -- SUBCOMMAND ...` starts N local processes.")
+    if text not in (parser.epilog or ""):
+        parser.epilog = f"{parser.epilog}\n\n{text}" if parser.epilog else text
 
 
 def print_json(obj: Any) -> None:

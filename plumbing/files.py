@@ -3,6 +3,10 @@
 A crash or an exception never leaves a half-written target: either the old file stays or the
 new one is complete. Every file gets the permissions a plain ``open(path, "w")`` would give
 (0666 minus the umask; folders 0777 minus the umask), not the private 0600 of ``mkstemp``.
+
+In a multi-process run (``plumbing.distributed``) only process 0's writes reach their
+targets: on the other processes the temporary file or folder is written and then removed, so
+the processes run the same code and the results are written once.
 """
 
 from __future__ import annotations
@@ -28,6 +32,12 @@ __all__ = [
 ]
 
 FIGURE_FORMATS = (".png", ".pdf", ".svg")
+
+
+def _writes() -> bool:
+    from plumbing.distributed import writes_files
+
+    return writes_files()
 
 
 def default_mode(directory: bool = False) -> int:
@@ -57,6 +67,9 @@ def atomic_path(path: str | os.PathLike[str], *, suffixes: tuple[str, ...] | Non
     os.close(fd)
     try:
         yield Path(tmp)
+        if not _writes():
+            os.remove(tmp)
+            return
         os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
@@ -107,6 +120,9 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        if not _writes():
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
         os.chmod(tmp, default_mode(directory=True))
         if path.exists():
             old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"

@@ -147,6 +147,7 @@ def train_pinn_members(
     from pdes.pinn.phases import default_member_batch, fit
     from pdes.pinn.precision import cast_floats, x64_if
     from pdes.pinn.train import checkpoint_identity
+    from plumbing.distributed import gathered
 
     if isinstance(members, bool) or not isinstance(members, int | np.integer) or members < 1:
         raise ValueError(f"members must be a positive integer, got {members!r}")
@@ -196,7 +197,8 @@ def train_pinn_members(
 
         raise Failure(f"ensemble training stopped: {result.stopped}")
     with x64_if(config.qn.dtype == "float64" or config.network.dtype == "float64"):
-        params = jax.block_until_ready(cast_floats(result.state.params, dtype))
+        # members sharded over processes: every process gets all of them (one process: as they are)
+        params = jax.block_until_ready(cast_floats(gathered(result.state.params), dtype))
     return EnsembleFit(pinn, params, history, time.perf_counter() - start, m)
 
 
@@ -243,6 +245,7 @@ def train_fno_members(
 
     from operators.models import FNO, functional
     from operators.train import make_optimizer, make_train_epoch
+    from plumbing.distributed import gathered, put
 
     if isinstance(members, bool) or not isinstance(members, int | np.integer) or members < 1:
         raise ValueError(f"members must be a positive integer, got {members!r}")
@@ -277,19 +280,27 @@ def train_fno_members(
     )
     run_epoch = jax.jit(jax.vmap(epoch, in_axes=(0, 0, 0, None, None)))
     a_tr, u_tr = jnp.asarray(data.a_train), jnp.asarray(data.u_train)
+    spread = mesh is not None and jax.process_count() > 1  # members over processes: the data on every one
+    if spread:
+        from jax.sharding import NamedSharding
+        from jax.sharding import PartitionSpec as P
+
+        a_tr, u_tr = put((a_tr, u_tr), NamedSharding(mesh, P()))
     history: list[np.ndarray] = []
     bar = _bar(train_config.epochs, f"FNO ensemble x{m}", progress)
     bar.unit = "epoch"
     for e in range(train_config.epochs):
         keys = jax.vmap(lambda k, e=e: jax.random.fold_in(k, e))(jax.random.split(train_key, m))
-        params, opt_state, losses = run_epoch(params, opt_state, keys, a_tr, u_tr)
-        last = np.asarray(losses[:, -1])
+        params, opt_state, losses = run_epoch(params, opt_state, shard_members(keys, mesh) if spread else keys,
+                                              a_tr, u_tr)
+        last = np.asarray(gathered(losses[:, -1]))
         history.append(last)
         bar.update(1)
         bar.set_postfix(loss=f"{float(np.median(last)):.3e}")
     jax.block_until_ready(params)
     bar.close()
-    return EnsembleFit(template, params, history, time.perf_counter() - start, m, {"apply": apply})
+    # members sharded over processes: the results gathered on every process (one process: as they are)
+    return EnsembleFit(template, gathered(params), history, time.perf_counter() - start, m, {"apply": apply})
 
 
 def predict_fno_members(apply: Callable, params: Any, a: np.ndarray, batch_size: int = 64) -> np.ndarray:

@@ -15,7 +15,9 @@ needs around them:
   ``callbacks`` sees the row (``progress_bar`` gives the default tqdm bar on stderr).
 
 States are whatever the phases define (a single model's or a member-stacked ensemble's):
-the driver only calls the phases' functions.
+the driver only calls the phases' functions. Under ``jax.distributed`` every process runs the
+same loop in step; the metrics and the parameters ``record`` sees are whole on every process
+(``plumbing.distributed.gathered``: a no-op with one process), the checkpoints are collective.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pdes.pinn.precision import x64_if
+from plumbing.distributed import gathered
 
 __all__ = ["DriveResult", "Phase", "drive", "progress_bar"]
 
@@ -121,6 +124,7 @@ def drive(phases: Sequence[Phase], state: Any, *, step: int = 0, phase: int = 0,
             n = min(n, current.boundary - k % current.boundary)
         with x64_if(current.x64):
             new_state, metrics = current.advance(state, k, n, first)
+            metrics = gathered(metrics)  # members sharded over processes: every process sees all
             # members: a member may report NaN when its own guard kept its last good state; the
             # run stops when no member has a finite loss or any parameter is not finite
             loss = np.asarray(metrics["loss"])
@@ -130,7 +134,7 @@ def drive(phases: Sequence[Phase], state: Any, *, step: int = 0, phase: int = 0,
                 break
             state, first = new_state, False
             step += n
-            row = record(metrics, current.params(state), index, step) if record is not None else {
+            row = record(metrics, gathered(current.params(state)), index, step) if record is not None else {
                 "step": step, "phase": index, **{m: np.asarray(v) for m, v in metrics.items()}}
             history.append(row)
             for callback in callbacks:

@@ -7,10 +7,17 @@ one compiled program: the Adam chunk is ``jax.vmap``-ed; the quasi-Newton chunk 
 ``member_batch`` members vmapped at a time and the groups in sequence (``jax.lax.map``; with a
 device mesh, each device maps over its own members with ``jax.shard_map``), and a member whose
 quasi-Newton chunk turns non-finite keeps its last finite state (a per-member NaN guard).
+
+Several devices or processes (``jax.distributed``): members are spread over a mesh of every
+process's devices (``member_mesh``); one model on several devices has its collocation points
+sharded over all of them (``point_mesh``, ``shard_points``: data-parallel residuals and
+gradients), which ``fit`` sets up by itself. Checkpoints are saved by every process together
+and restore on any number of processes (``plumbing.checkpoint``).
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -25,7 +32,8 @@ from pdes.pinn.core import PINN, Programs, TrainState
 from pdes.pinn.driver import DriveResult, Phase, drive
 from pdes.pinn.precision import cast_floats, x64_if
 
-__all__ = ["PROGRAMS", "QNState", "default_member_batch", "fit", "member_mesh", "pinn_phases", "shard_members"]
+__all__ = ["PROGRAMS", "QNState", "default_member_batch", "fit", "member_mesh", "pinn_phases", "point_mesh",
+           "shard_members", "shard_points"]
 
 # The programs of this module's trainers, shared by every run in the process (callers may pass their own).
 PROGRAMS = Programs()
@@ -58,29 +66,91 @@ def default_member_batch(member_batch: int | None, m: int) -> int:
 
 def member_mesh(members: int) -> Any | None:
     """A 1-D device mesh over the member axis: the first d devices, d the largest divisor of M
-    that is at most the device count; None when that is 1 (one device, or M prime and larger)."""
-    devices = jax.devices()
-    d = max(k for k in range(1, min(len(devices), members) + 1) if members % k == 0)
-    if d < 2:
-        return None
+    that is at most the device count; None when that is 1 (one device, or M prime and larger).
+
+    With several processes (``jax.distributed``) every process takes part: d is the largest
+    divisor of M that is a multiple of the process count P with d / P at most each process's
+    device count, and each process gives its first d / P devices (members spread over the
+    processes, then over their devices). None when no such d exists (M not a multiple of P):
+    then every process trains every member on its own first device."""
     from jax.sharding import Mesh
 
-    return Mesh(np.array(devices[:d]), ("member",))
+    n_proc = jax.process_count()
+    if n_proc == 1:
+        devices = jax.devices()
+        d = max(k for k in range(1, min(len(devices), members) + 1) if members % k == 0)
+        return Mesh(np.array(devices[:d]), ("member",)) if d >= 2 else None
+    from plumbing.distributed import global_devices
+
+    by_process: dict[int, list[Any]] = {}
+    for dev in global_devices():
+        by_process.setdefault(dev.process_index, []).append(dev)
+    per = min(len(v) for v in by_process.values())
+    fits = [k for k in range(n_proc, n_proc * per + 1, n_proc) if members % k == 0]
+    if not fits:
+        return None
+    d = max(fits)
+    return Mesh(np.array([dev for p in sorted(by_process) for dev in by_process[p][:d // n_proc]]), ("member",))
 
 
 def shard_members(tree: Any, mesh: Any | None) -> Any:
-    """Place every leaf's leading (member) axis across the mesh; no-op without a mesh."""
+    """Place every leaf's leading (member) axis across the mesh (typed PRNG keys included, the
+    mesh may span processes); no-op without a mesh."""
     if mesh is None:
         return tree
     from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
 
-    def put(leaf: Any) -> Any:
-        if not hasattr(leaf, "ndim") or leaf.ndim == 0:
-            return leaf
-        return jax.device_put(leaf, NamedSharding(mesh, P("member")))
+    from plumbing.distributed import put
 
-    return jax.tree.map(put, tree)
+    spec = NamedSharding(mesh, P("member"))
+    return jax.tree.map(lambda leaf: put(leaf, spec) if getattr(leaf, "ndim", 0) else leaf, tree)
+
+
+def point_mesh(config: Any) -> Any | None:
+    """A 1-D mesh ("data") over every device of every process, for one model's collocation
+    points (``shard_points``); None on one device or when a batch size (``sampling.n_res``,
+    ``qn.n_res`` when there is a quasi-Newton phase) is not a multiple of the device count."""
+    if jax.device_count() < 2:
+        return None
+    from jax.sharding import Mesh
+
+    from plumbing.distributed import global_devices
+
+    devices = global_devices()
+    sizes = [config.sampling.n_res] + ([config.qn.n_res] if config.qn.steps > 0 else [])
+    if any(n % len(devices) for n in sizes):
+        return None
+    return Mesh(np.array(devices), ("data",))
+
+
+@functools.lru_cache(maxsize=64)
+def _sharded_residual(residual: Callable, mesh: Any) -> Callable:
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    spec = NamedSharding(mesh, P("data"))
+
+    def sharded(u: Callable, t: jax.Array, x: jax.Array, **coeffs: Any) -> jax.Array:
+        if t.ndim == 1 and t.shape[0] % mesh.size == 0:
+            t = jax.lax.with_sharding_constraint(t, spec)
+            x = jax.lax.with_sharding_constraint(x, spec)
+        return residual(u, t, x, **coeffs)
+
+    return sharded
+
+
+def shard_points(pinn: PINN, mesh: Any | None) -> PINN:
+    """``pinn`` with its PDE residual evaluated on collocation points sharded over ``mesh``
+    (data parallelism: every device computes the residual on its share of the points, the
+    means and the parameter gradients are all-reduced by the SPMD partitioner). The points
+    themselves are the same (a key gives the same points whatever the sharding), so the
+    training matches the unsharded one up to the order of the sums. No-op without a mesh."""
+    if mesh is None:
+        return pinn
+    import dataclasses
+
+    return dataclasses.replace(pinn, _residual=_sharded_residual(pinn._residual, mesh))
 
 
 def _map_members(run: Callable, member_batch: int, mesh: Any | None, obs_axis: int | None) -> Callable:
@@ -150,7 +220,7 @@ def pinn_phases(pinn: PINN, *, qn_key: Callable[[int], jax.Array], obs: Mapping[
         return programs.get(pinn, ("init_qn", *tag), lambda: jax.jit(jax.vmap(pinn.init_qn) if stacked else pinn.init_qn))
 
     def qn_enter(state: TrainState) -> QNState:
-        return _qn_state(cast_floats(state.params, qdt), cast_floats(state.weights, qdt))
+        return _qn_state(cast_floats(state.params, qdt), cast_floats(pinn.qn_weights(state.weights), qdt))
 
     def _qn_state(params: Any, weights: Any) -> QNState:
         opt_state, batch = init_qn()(params)
@@ -205,6 +275,17 @@ def fit(pinn: PINN, state: TrainState, *, qn_key: Callable[[int], jax.Array], ob
     from plumbing import checkpoint as ckpt
 
     c = pinn.config
+    if members is None and mesh is None:  # one model on several devices: shard its collocation points
+        points = point_mesh(c)
+        if points is not None:
+            from jax.sharding import NamedSharding
+            from jax.sharding import PartitionSpec as P
+
+            from plumbing.distributed import put
+
+            with x64_if(c.network.dtype == "float64"):
+                state, obs = put((state, obs), NamedSharding(points, P()))
+            pinn = shard_points(pinn, points)
     phases = pinn_phases(pinn, qn_key=qn_key, obs=obs, members=members, member_batch=member_batch, mesh=mesh,
                          obs_per_member=obs_per_member, programs=programs)
     names = [p.name for p in phases]
