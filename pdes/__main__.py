@@ -29,7 +29,7 @@ from plumbing.tables import print_table
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
-EQUATIONS = ("heat", "wave", "burgers", "heat2d")
+EQUATIONS = ("heat", "wave", "burgers", "heat2d", "allen_cahn", "kdv")
 _PROBLEM_FLAGS = {"nu": "nu", "alpha": "alpha", "c": "c", "t_end": "t_end"}
 
 
@@ -47,7 +47,10 @@ def add_solve_parser(sub: Any) -> None:
         help="solve a PDE problem (exact, spectral or PINN) and write/plot the solution",
         description="Solve a preset problem on t = linspace(0, t_end, nt), x = linspace(x_min, x_max, nx).",
     )
-    p.add_argument("equation", choices=EQUATIONS, help="problem preset (DESIGN.md section 3)")
+    p.add_argument("equation", nargs="?", choices=EQUATIONS,
+                   help="problem preset (DESIGN.md section 3; allen_cahn and kdv: issue 21), or --problem")
+    p.add_argument("--problem", metavar="FILE.py:NAME",
+                   help="your own equation: a pdes.PDE named NAME (default PROBLEM) in a Python file")
     p.add_argument("--method", choices=("exact", "spectral", "pinn"), default="exact", help="solver (default: exact)")
     p.add_argument("--nu", type=_finite_float, help="viscosity (burgers)")
     p.add_argument("--alpha", type=_finite_float, help="diffusivity (heat, heat2d)")
@@ -86,7 +89,7 @@ def _read_toml(path: str) -> dict[str, Any]:
 def _solve_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """The problem and the solve() keyword arguments from flags (and, for exact/spectral, the
     [problem]/[solve] tables of --config; flags win). Raises ValueError on bad input."""
-    from pdes.problems import PRESETS, with_overrides
+    from pdes.problems import with_overrides
 
     file_problem: dict[str, Any] = {}
     file_solve: dict[str, Any] = {}
@@ -100,17 +103,18 @@ def _solve_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         bad = sorted(set(file_solve) - {"nx", "nt", "seed", "steps", "points", "n_nodes"})
         if bad:
             raise UsageError(f"config {args.config!r}: unknown [solve] key(s) {bad}")
-    base = PRESETS[args.equation]
+    base = _problem_of(args)
     changes = dict(file_problem)
     for flag, field in _PROBLEM_FLAGS.items():
         value = getattr(args, flag)
         if value is not None:
             changes[field] = value
-    allowed = set(base.__dataclass_fields__) - {"name", "initial", "initial_velocity"}
+    allowed = set(base.__dataclass_fields__) - {"name", "initial", "initial_velocity", "equation", "boundary",
+                                                 "coeffs", "unknowns", "linear", "nonlinear", "exact"}
     for key in changes:
         if key not in allowed:
             shown = f"--{key.replace('_', '-')}" if key in _PROBLEM_FLAGS else repr(key)
-            raise UsageError(f"{shown} does not apply to {args.equation} (it has {sorted(allowed)})")
+            raise UsageError(f"{shown} does not apply to {base.name} (it has {sorted(allowed)})")
     for key, value in changes.items():
         if isinstance(value, int | float) and not isinstance(value, bool) and not math.isfinite(value):
             raise UsageError(f"{key} must be finite, got {value}")
@@ -151,6 +155,15 @@ def _solve_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     else:
         kwargs.update(n_steps=steps, n_points=points)
     return problem, kwargs
+
+
+def _problem_of(args: argparse.Namespace) -> Any:
+    """The preset named by the positional argument, or the --problem file's object (one of them)."""
+    from pdes.problems import PRESETS, load_problem
+
+    if (args.equation is None) == (args.problem is None):
+        raise UsageError("name a preset or give --problem FILE.py:NAME (one of them)")
+    return PRESETS[args.equation] if args.equation is not None else load_problem(args.problem)
 
 
 def _report_row(ds: Any, out: str | None, plot: str | None) -> dict[str, Any]:
@@ -273,7 +286,9 @@ def add_identify_parser(sub: Any) -> None:
         "heat: alpha; wave: c) on observations from --obs or on synthetic ones (--n-obs points of the exact "
         "solution with Gaussian noise of std NOISE * std(u)).",
     )
-    p.add_argument("equation", choices=("burgers", "heat", "wave"), help="problem preset (DESIGN.md section 3)")
+    p.add_argument("equation", nargs="?", choices=("burgers", "heat", "wave"), help="problem preset, or --problem")
+    p.add_argument("--problem", metavar="FILE.py:NAME",
+                   help="your own equation: a pdes.PDE with unknowns=(...) (default name PROBLEM)")
     p.add_argument("--obs", metavar="OBS.nc", help="observations: u scattered (dim obs, with t, x) or gridded (t, x)")
     p.add_argument("--n-obs", type=int, help="synthetic: number of random observation points (default 2000)")
     p.add_argument("--noise", type=_finite_float, help="synthetic: noise std relative to std(u) (default 0.01)")
@@ -301,22 +316,23 @@ def add_identify_parser(sub: Any) -> None:
 
 def cmd_identify(args: argparse.Namespace) -> int:
     from pdes.inverse import identify, plot_identify, synthetic_observations
-    from pdes.problems import PRESETS, with_overrides
+    from pdes.problems import with_overrides
     from pdes.solution import write_dataset
 
     _check_suffix(args.out, (".nc",), "--out")
     _check_suffix(args.save_obs, (".nc",), "--save-obs")
     _check_suffix(args.plot, (".png", ".pdf", ".svg"), "--plot")
-    own = {"burgers": "nu", "heat": "alpha", "wave": "c"}[args.equation]
+    base = _problem_of(args)
+    own = {"burgers": "nu", "heat": "alpha", "wave": "c"}.get(args.equation or "")
     for flag in ("nu", "alpha", "c"):
         if getattr(args, flag) is not None and flag != own:
-            raise UsageError(f"--{flag} does not apply to {args.equation}")
+            raise UsageError(f"--{flag} does not apply to {base.name}")
     if args.obs is not None:
         given = [f for f, v in (("--n-obs", args.n_obs), ("--noise", args.noise), ("--save-obs", args.save_obs),
-                                (f"--{own}", getattr(args, own))) if v is not None]
+                                (f"--{own}", getattr(args, own) if own else None)) if v is not None]
         if given:
             raise UsageError(f"{given[0]} applies to synthetic observations, not to --obs")
-    problem = with_overrides(PRESETS[args.equation], **{own: getattr(args, own)})
+    problem = with_overrides(base, **{own: getattr(args, own)}) if own else base
     init = {}
     for name, value in args.init:
         try:
@@ -377,7 +393,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     if argv and argv[0] in ("demo", "figures"):  # moved: forwarded whole (also --help)
         return _forward(argv[0], argv[1:])
-    return run_cli("pdes", build_parser(), argv)
+    from plumbing.compilation_cache import enable as enable_compilation_cache
+
+    enable_compilation_cache()  # JAX's persistent cache: a second run starts at once
+    return run_cli("pdes", build_parser(), argv, collective=_trains)
+
+
+def _trains(args: argparse.Namespace) -> bool:
+    """The commands that train as one of N processes (``plumbing.distributed``)."""
+    return args.command == "identify" or (args.command == "solve" and args.method == "pinn")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from pdes.problems import PRESETS, Burgers, Heat, Heat2D, PeriodicBurgers, Problem, Wave, problem_params
+from pdes.problems import PDE, PRESETS, Burgers, Heat, Heat2D, PeriodicBurgers, Problem, Wave, problem_params
 from pdes.solution import solution_dataset
 
 __all__ = ["METHODS", "resolve_problem", "solve"]
@@ -51,6 +51,35 @@ def _check_kwargs(method: str, kwargs: dict[str, Any], allowed: set[str]) -> Non
     for key, value in kwargs.items():
         if value is not None:
             _check_int(key, value, 2)
+
+
+def _solve_pde(problem: PDE, method: str, t: np.ndarray, x: np.ndarray, config: dict[str, Any], seed: int,
+               method_kwargs: dict[str, Any]) -> xr.Dataset:
+    """A user's PDE: "exact" from its closed form, "spectral" from ``pdes.spectral.pde_reference``
+    (periodic, linear part stated), with the closed form as u_true when there is one."""
+    from pdes.spectral import pde_reference
+
+    if method == "exact":
+        _check_kwargs(method, method_kwargs, set())
+        if problem.exact is None:
+            raise ValueError(f"{problem.name} has no closed form (give the PDE exact=u(t, x)), use --method "
+                             "spectral or pinn")
+    else:
+        _check_kwargs(method, method_kwargs, _SPECTRAL_KWARGS)
+    tt, xx = np.meshgrid(t, x, indexing="ij")
+    exact = (np.broadcast_to(np.asarray(problem.exact(tt, xx), dtype=np.float64), tt.shape).copy()
+             if problem.exact is not None else None)
+    start = time.perf_counter()
+    if method == "exact":
+        u, u_true = exact, None
+    else:
+        u = pde_reference(problem, t, x, **{k: v for k, v in method_kwargs.items() if v is not None})
+        u_true = exact
+    wall = time.perf_counter() - start
+    if not np.all(np.isfinite(u)):
+        raise ValueError(f"the {method} solution of {problem.name} is not finite")
+    return solution_dataset(u, t=t, x=x, equation=problem.name, method=method, params=problem_params(problem),
+                            config=config, seed=seed, wall_time_s=wall, u_true=u_true)
 
 
 def solve(
@@ -94,6 +123,8 @@ def solve(
 
     from pdes.exact import exact_solution
 
+    if isinstance(problem, PDE):
+        return _solve_pde(problem, method, t, x, config, seed, method_kwargs)
     if method == "exact":
         _check_kwargs(method, method_kwargs, _EXACT_KWARGS)
         kwargs = {k: v for k, v in method_kwargs.items() if v is not None}

@@ -1,5 +1,6 @@
 """Fixtures shared by the whole suite."""
 
+import os
 import sys
 
 import pytest
@@ -18,3 +19,9 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+# The command lines turn JAX's persistent compilation cache on in the user's cache folder
+# (plumbing.compilation_cache); the suite runs them in-process, so it keeps the user's folder
+# out of it unless a test sets the variable itself.
+os.environ.setdefault("SCIML_JAX_CACHE", "off")

@@ -47,6 +47,7 @@ __all__ = [
     "SamplingConfig",
     "apply_overrides",
     "convert_value",
+    "generic_config",
     "get_config",
     "load_overrides",
     "parse_overrides",
@@ -250,7 +251,9 @@ class InverseConfig:
     ensemble members (a single run starts at ``init`` exactly); ``bootstrap``: ensemble members
     see bootstrap resamples of the observations; ``data_warmup``: for this fraction of the
     Adam steps the residual's gradient reaches only the coefficients, not the network, so the
-    network first follows the data."""
+    network first follows the data. ``res_weight``: the quasi-Newton phase multiplies the
+    residual's (grad-norm balanced) weight by this (with noisy data a large weight makes the
+    physics the constraint and the data the fit: the maximum-likelihood setting)."""
 
     coeff_lr: float = 0.05
     coeff_b2: float = 0.99
@@ -258,9 +261,11 @@ class InverseConfig:
     init_spread: float = 0.3
     bootstrap: bool = True
     data_warmup: float = 0.2
+    res_weight: float = 1.0
 
     def __post_init__(self) -> None:
         _number("inverse.coeff_lr", self.coeff_lr, positive=True)
+        _number("inverse.res_weight", self.res_weight, positive=True)
         _number("inverse.coeff_b2", self.coeff_b2, lo=0.0, hi=1.0)
         _number("inverse.init_spread", self.init_spread, lo=0.0, hi=math.inf)
         _number("inverse.data_warmup", self.data_warmup, lo=0.0, hi=1.0)
@@ -497,7 +502,28 @@ _BURGERS = PINNConfig(network=NetworkConfig(arch="mlp", width=20, depth=3, rwf=F
                       sampling=SamplingConfig(n_res=1024, sampler="rad", rad_k=2.0),
                       adam=AdamConfig(lr=3e-3, decay_steps=300),
                       qn=QNConfig(method="ssbroyden", n_res=4096, resample_every=1000))
+# Allen-Cahn and KdV (issue 21): periodic, x embedded exactly periodically, initial data built in
+# (for Allen-Cahn, whose u0 is kinked across the periodic boundary, u0 + t N keeps the kink; the
+# reaction pulls u to -1 there, so what the network must cancel stays small).
+_ALLEN_CAHN = PINNConfig(network=NetworkConfig(arch="mlp", width=32, depth=3, x_modes=4, rwf=False,
+                                               dtype="float64"),
+                         sampling=SamplingConfig(n_res=2048, n_ic=512, n_bc=128),
+                         adam=AdamConfig(lr=3e-3, decay_steps=400), qn=QNConfig(method="ssbroyden", n_res=4096))
+_KDV = PINNConfig(network=NetworkConfig(arch="mlp", width=32, depth=3, x_modes=4, rwf=False, dtype="float64"),
+                  sampling=SamplingConfig(n_res=2048), adam=AdamConfig(lr=3e-3, decay_steps=400),
+                  qn=QNConfig(method="ssbroyden", n_res=4096))
 LEVELS: dict[str, dict[str, PINNConfig]] = {
+    "allen_cahn": {
+        "fast": _ALLEN_CAHN.updated({"sampling.sampler": "rad", "adam.steps": 500, "qn.steps": 4000,
+                                     "qn.resample_every": 1000, "run.log_every": 250}),
+        "accurate": _ALLEN_CAHN.updated({"sampling.sampler": "rad", "adam.steps": 1000, "qn.steps": 14000,
+                                         "qn.resample_every": 2000, "run.log_every": 1000}),
+    },
+    "kdv": {
+        "fast": _KDV.updated({"adam.steps": 2000, "qn.steps": 2000, "qn.resample_every": 1000, "run.log_every": 250}),
+        "accurate": _KDV.updated({"adam.steps": 3000, "qn.steps": 10000, "qn.resample_every": 2000,
+                                  "run.log_every": 1000}),
+    },
     "heat": {
         "fast": _HEAT.updated({"sampling.n_res": 1024, "adam.steps": 1000, "adam.decay_steps": 300,
                                "run.log_every": 250, "qn.steps": 1000, "qn.n_res": 2048, "qn.resample_every": 1000}),
@@ -517,6 +543,23 @@ LEVELS: dict[str, dict[str, PINNConfig]] = {
                                       "run.checkpoint_every": 5000}),
     },
 }
+
+
+def generic_config(problem: Any, preset: str = "fast") -> PINNConfig:
+    """A starting config for a problem without presets of its own (the user's ``pdes.PDE``): a
+    small float64 MLP (x embedded periodically, 2 modes, for a periodic problem), Adam, then
+    the self-scaled Broyden method; "fast" 2000 + 2000 steps, "accurate" 3000 + 8000."""
+    if preset not in ("fast", "accurate"):
+        raise ValueError(f"unknown preset {preset!r}; choose one of fast, accurate")
+    periodic = problem.boundary.kind == "periodic"
+    base = PINNConfig(network=NetworkConfig(arch="mlp", width=32, depth=3, x_modes=2 if periodic else 0, rwf=False,
+                                            dtype="float64"),
+                      adam=AdamConfig(lr=3e-3, decay_steps=400), qn=QNConfig(method="ssbroyden"))
+    if preset == "fast":
+        return base.updated({"adam.steps": 2000, "qn.steps": 2000, "qn.n_res": 2048, "qn.resample_every": 1000,
+                             "run.log_every": 250})
+    return base.updated({"sampling.n_res": 2048, "adam.steps": 3000, "qn.steps": 8000, "qn.n_res": 4096,
+                         "qn.resample_every": 2000, "run.log_every": 1000})
 
 
 def get_config(problem_name: str, preset: str = "fast") -> PINNConfig:

@@ -28,8 +28,8 @@ from pdes.pinn.configs import PINNConfig, program_config
 from pdes.pinn.models import PINNNet
 from pdes.pinn.optim import UPDATES, bfgs, keep_curvature
 from pdes.pinn.precision import x64_if
-from pdes.pinn.residuals import coefficients, d_t, initial_data, residual_fn
-from pdes.problems import Burgers, Heat, Wave
+from pdes.pinn.residuals import coefficients, d_t, d_x, initial_data, residual_fn
+from pdes.problems import Problem
 
 __all__ = ["PINN", "Programs", "TrainState", "build_pinn"]
 
@@ -89,10 +89,12 @@ class PINN:
     # ----------------------------------------------------------------- network
     def _net(self, key: jax.Array, dtype) -> PINNNet:
         c = self.config.network
+        # x embedded with period L for a periodic problem, 2L (the odd extension) otherwise
+        period = 1.0 if self.problem.boundary.kind == "periodic" else 2.0
         return PINNNet(arch=c.arch, width=c.width, depth=c.depth, activation=c.activation,
                        x_modes=c.x_modes, fourier_features=c.fourier_features,
                        fourier_scale=c.fourier_scale, rwf=(c.rwf_mean, c.rwf_std) if c.rwf else None,
-                       dropout=c.dropout, rngs=nnx.Rngs(params=key), dtype=dtype)
+                       dropout=c.dropout, rngs=nnx.Rngs(params=key), dtype=dtype, x_period=period)
 
     def init(self, key: jax.Array, coeffs: dict[str, Any] | None = None) -> Any:
         """Fresh parameters {"net": nnx.State, "coeffs": {name: log value}} in the config's dtype;
@@ -107,7 +109,13 @@ class PINN:
         return {**self.coeffs, **{n: jnp.exp(params["coeffs"][n]) for n in self.unknowns}}
 
     def apply(self, params: Any, t: jax.Array, x: jax.Array, dropout_key: jax.Array | None = None) -> jax.Array:
-        """u(t, x) with the hard constraints applied. t, x: (N,) -> (N,)."""
+        """u(t, x) with the hard constraints applied. t, x: (N,) -> (N,).
+
+        Hard initial data: u = u0 + t_hat N B (u = u0 + t v0 + t_hat (N(t) - N(0)) B for an
+        equation second order in time, so u(0) = u0 and u_t(0) = v0 exactly). Hard boundary
+        data: Dirichlet values by B = 4 xi (1 - xi) plus a lift linear in xi for nonzero values;
+        periodic ones by the network's periodic embedding of x (B = 1); Neumann ones are a loss
+        term."""
         p = self.problem
         c = self.config.network
         net = nnx.merge(self.graphdef, params["net"])
@@ -119,16 +127,28 @@ class PINN:
                 return 0.5 * c.output_scale * (net(th, xi, dropout_key) - net(th, 1.0 - xi, dropout_key))
             return c.output_scale * net(th, xi, dropout_key)
 
-        bc = 4.0 * xi * (1.0 - xi) if c.hard_bc else 1.0
+        b = p.boundary
+        dirichlet = c.hard_bc and b.kind == "dirichlet"
+        bc = 4.0 * xi * (1.0 - xi) if dirichlet else 1.0
+        lift = 0.0
+        if dirichlet and not b.homogeneous:  # the boundary values (their change since t = 0 under hard_ic)
+            left, right = b.value("left", t), b.value("right", t)
+            if c.hard_ic:
+                zero = jnp.zeros_like(t)
+                left, right = left - b.value("left", zero), right - b.value("right", zero)
+            lift = (1.0 - xi) * left + xi * right
         if not c.hard_ic:
-            return bc * n_of(t_hat)
-        g = self._u0(xi)
-        if isinstance(p, Wave):
+            return lift + bc * n_of(t_hat)
+        g = self._u0(xi) + lift
+        if self._second_order:
             if self._v0 is not None:
                 g = g + t * self._v0(xi)
-            # u = u0 + t v0 + t_hat (N(t) - N(0)) B: u(0) = u0 and u_t(0) = v0 exactly.
             return g + t_hat * (n_of(t_hat) - n_of(jnp.zeros_like(t_hat))) * bc
         return g + t_hat * n_of(t_hat) * bc
+
+    @property
+    def _second_order(self) -> bool:
+        return self.problem.second_order_in_time
 
     def field(self, params: Any, dropout_key: jax.Array | None = None):
         """The solution as a function (t, x) -> u for the residual operators."""
@@ -212,8 +232,15 @@ class PINN:
                 terms["ic_v"] = jnp.mean((d_t(u)(t0, x0) - v0) ** 2)
         if "bc" in self.terms:
             tb = batch["tb"]
-            terms["bc"] = 0.5 * (jnp.mean(u(tb, jnp.full_like(tb, p.x_min)) ** 2)
-                                 + jnp.mean(u(tb, jnp.full_like(tb, p.x_max)) ** 2))
+            at_a, at_b = jnp.full_like(tb, p.x_min), jnp.full_like(tb, p.x_max)
+            b = p.boundary
+            if b.kind == "periodic":
+                u_x = d_x(u)
+                terms["bc"] = jnp.mean((u(tb, at_a) - u(tb, at_b)) ** 2) + jnp.mean((u_x(tb, at_a) - u_x(tb, at_b)) ** 2)
+            else:
+                f = u if b.kind == "dirichlet" else d_x(u)
+                terms["bc"] = 0.5 * (jnp.mean((f(tb, at_a) - b.value("left", tb)) ** 2)
+                                     + jnp.mean((f(tb, at_b) - b.value("right", tb)) ** 2))
         if "data" in self.terms:
             if obs is None:
                 raise ValueError("this PINN fits observations: pass obs={'t', 'x', 'u', 'w'}")
@@ -235,6 +262,13 @@ class PINN:
         """The weighted loss on fresh uniform collocation points drawn from key: (loss, aux)."""
         batch = self.sample(key, self.config.sampling.n_res, _float_dtype(params))
         return self.weighted_loss(params, weights, batch, obs, dropout_key=dropout_key)
+
+    def qn_weights(self, weights: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        """The quasi-Newton phase's fixed loss weights from the Adam phase's: the residual's
+        weight times ``inverse.res_weight`` when fitting data (the physics as the constraint)."""
+        if "data" not in self.terms or self.config.inverse.res_weight == 1.0:
+            return weights
+        return {**weights, "res": weights["res"] * self.config.inverse.res_weight}
 
     def init_weights(self, dtype=jnp.float32) -> dict[str, jax.Array]:
         """All loss weights 1."""
@@ -424,7 +458,7 @@ class Programs:
         return len(self._fns)
 
 
-def build_pinn(problem: Heat | Wave | Burgers, config: PINNConfig, *, unknowns: tuple[str, ...] = (),
+def build_pinn(problem: Problem, config: PINNConfig, *, unknowns: tuple[str, ...] = (),
                residual: Callable[..., jax.Array] | None = None, coeffs: dict[str, float] | None = None,
                with_data: bool = False) -> PINN:
     """The PINN of ``problem`` under ``config`` (validated here, before any jit).
@@ -467,12 +501,16 @@ def _build_cached(problem: Any, initial: Any, initial_velocity: Any, config: PIN
                   residual: Callable, coeffs: tuple, with_data: bool) -> PINN:
     del initial, initial_velocity  # part of the cache key only: problems compare without their callables
     net = config.network
+    kind = problem.boundary.kind
+    if kind == "periodic" and net.hard_bc and net.x_modes < 1:
+        raise ValueError(f"{problem.name} is periodic: network.hard_bc needs network.x_modes >= 1 (the exact "
+                         "periodic embedding of x), or set network.hard_bc=false for a periodicity loss")
     terms = ["res"]
     if not net.hard_ic:
         terms.append("ic")
-        if isinstance(problem, Wave):
+        if problem.second_order_in_time:
             terms.append("ic_v")
-    if not net.hard_bc:
+    if not net.hard_bc or kind == "neumann":
         terms.append("bc")
     if with_data:
         terms.append("data")

@@ -56,14 +56,16 @@ class Embedding(nnx.Module):
     """(t_hat, xi) in [0, 1]^2 -> features.
 
     x: raw xi (scaled to [-1, 1]) or, with ``x_modes`` = K > 0, the exact periodic
-    embedding cos(k pi xi), sin(k pi xi), k = 1..K (period 2 in xi: the odd extension of a
-    zero-Dirichlet problem). t: scaled to [-1, 1]. With ``fourier_features`` = m > 0, the
+    embedding cos(2 pi k xi / P), sin(2 pi k xi / P), k = 1..K, of period ``x_period`` = P in
+    xi: P = 2 is the odd extension of a Dirichlet problem, P = 1 a periodic problem. t: scaled to [-1, 1]. With ``fourier_features`` = m > 0, the
     concatenation above is mapped by a fixed Gaussian matrix B (d, m), entries N(0, scale^2),
     to [cos(zB), sin(zB)] (2m features); B is stored as a parameter but never trained.
     """
 
-    def __init__(self, *, x_modes: int, fourier_features: int, fourier_scale: float, rngs: nnx.Rngs, dtype):
+    def __init__(self, *, x_modes: int, fourier_features: int, fourier_scale: float, rngs: nnx.Rngs, dtype,
+                 x_period: float = 2.0):
         self.x_modes = x_modes
+        self.x_period = float(x_period)
         self.fourier = fourier_features > 0
         d = 1 + (2 * x_modes if x_modes else 1)
         if self.fourier:
@@ -76,7 +78,7 @@ class Embedding(nnx.Module):
         cols = [2.0 * t_hat - 1.0]
         if self.x_modes:
             k = jnp.arange(1, self.x_modes + 1, dtype=xi.dtype)
-            arg = jnp.pi * xi[:, None] * k[None, :]
+            arg = (2.0 * jnp.pi / self.x_period) * xi[:, None] * k[None, :]
             z = jnp.concatenate([jnp.stack(cols, -1), jnp.cos(arg), jnp.sin(arg)], axis=-1)
         else:
             cols.append(2.0 * xi - 1.0)
@@ -99,13 +101,13 @@ class PINNNet(nnx.Module):
 
     def __init__(self, *, arch: str, width: int, depth: int, activation: str, x_modes: int,
                  fourier_features: int, fourier_scale: float, rwf: tuple[float, float] | None,
-                 dropout: float, rngs: nnx.Rngs, dtype=jnp.float32):
+                 dropout: float, rngs: nnx.Rngs, dtype=jnp.float32, x_period: float = 2.0):
         self.arch = arch
         self.act_name = activation
         self.dropout = float(dropout)
         self.width = width
         self.embed = Embedding(x_modes=x_modes, fourier_features=fourier_features,
-                               fourier_scale=fourier_scale, rngs=rngs, dtype=dtype)
+                               fourier_scale=fourier_scale, rngs=rngs, dtype=dtype, x_period=x_period)
         d = self.embed.out_dim
 
         def dense(i: int, o: int) -> Dense:

@@ -1,15 +1,15 @@
-"""PDE residuals by automatic differentiation, written to read like the equations.
+"""PDE residuals by automatic differentiation: any equation stated as a function of u and its
+derivatives by name (``pdes.problems.Problem.equation``) becomes a residual of a field.
 
 A field is a function ``u(t, x) -> (N,)`` of two arrays ``t, x: (N,)`` whose points are
-independent (a network applied row by row). Derivatives are forward-mode
-(``jax.jvp`` with a tangent of ones): since row i of the output depends only on row i of
-the input, one jvp gives the derivative at every point, and a nested jvp the second
-derivative. On this 2-core CPU forward mode is ~1.5-2x faster than reverse mode
-(``jax.grad`` under ``vmap``) for the residuals below (measured in
-``benchmarks/results/pinn.md``).
+independent (a network applied row by row). Derivatives are forward-mode (``jax.jvp`` with
+a tangent of ones): since row i of the output depends only on row i of the input, one jvp
+gives the derivative at every point. ``field_derivatives`` computes every requested
+derivative with one nested chain of jvps in x per order in t (u, u_x, u_xx ... come out of
+one pass), which is cheaper than reverse mode (``jax.grad`` under ``vmap``) for these small
+networks (measured in ``benchmarks/results/pinn.md``).
 
-The coefficients are arguments (nu, alpha, c), never literals, so an inverse problem can
-make them trainable.
+The coefficients are arguments, never literals, so an inverse problem can make them trainable.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pdes.problems import Burgers, Heat, Wave
+from pdes.problems import PDE, Burgers, Heat, Problem, Wave, equation_signature, parse_derivative
 
 __all__ = [
     "Field",
@@ -30,9 +30,11 @@ __all__ = [
     "d_t",
     "d_x",
     "d_xx",
+    "field_derivatives",
     "heat_residual",
     "initial_data",
     "residual_fn",
+    "residual_of",
     "sine_projection",
     "wave_residual",
 ]
@@ -55,57 +57,102 @@ def d_xx(u: Field) -> Field:
     return d_x(d_x(u))
 
 
-def u_ux_uxx(u: Field, t: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """(u, u_x, u_xx) at the points in one nested forward pass."""
+def _x_chain(g: Field, t: jax.Array, x: jax.Array, order: int) -> list[jax.Array]:
+    """[g, g_x, ..., d^order g / dx^order] at the points, from one nested chain of jvps (each
+    level returns the lower derivatives as aux, so nothing is computed twice)."""
     ones = jnp.ones_like(x)
 
-    def first(y):
-        val, dval = jax.jvp(lambda z: u(t, z), (y,), (ones,))
-        return dval, val
+    def level(k: int):
+        if k == 0:
+            return lambda y: (g(t, y), ())
+        inner = level(k - 1)
 
-    u_x, u_xx, val = jax.jvp(first, (x,), (ones,), has_aux=True)
-    return val, u_x, u_xx
+        def f(y):
+            val, dval, aux = jax.jvp(inner, (y,), (ones,), has_aux=True)
+            return dval, (*aux, val)
 
+        return f
 
-def heat_residual(u: Field, t: jax.Array, x: jax.Array, alpha: float | jax.Array) -> jax.Array:
-    """u_t - alpha u_xx. t, x: (N,) -> (N,)."""
-    _, _, u_xx = u_ux_uxx(u, t, x)
-    return d_t(u)(t, x) - alpha * u_xx
-
-
-def wave_residual(u: Field, t: jax.Array, x: jax.Array, c: float | jax.Array) -> jax.Array:
-    """u_tt - c^2 u_xx. t, x: (N,) -> (N,)."""
-    u_tt = d_t(d_t(u))(t, x)
-    _, _, u_xx = u_ux_uxx(u, t, x)
-    return u_tt - c**2 * u_xx
+    top, lower = level(order)(x)
+    return [*lower, top]
 
 
-def burgers_residual(u: Field, t: jax.Array, x: jax.Array, nu: float | jax.Array) -> jax.Array:
-    """u_t + u u_x - nu u_xx. t, x: (N,) -> (N,)."""
-    val, u_x, u_xx = u_ux_uxx(u, t, x)
-    return d_t(u)(t, x) + val * u_x - nu * u_xx
+def field_derivatives(u: Field, t: jax.Array, x: jax.Array, names: tuple[str, ...]) -> dict[str, jax.Array]:
+    """{name: value at the points} for derivative names such as "u", "u_t", "u_xx", "u_tx"
+    (``pdes.problems.parse_derivative``). t, x: (N,) -> each (N,). Per order p in t one chain
+    of jvps in x gives every x-order of d^p u / dt^p that is asked for."""
+    orders = {name: parse_derivative(name) for name in names}
+    out: dict[str, jax.Array] = {}
+    for p in sorted({o[0] for o in orders.values()}):
+        g = u
+        for _ in range(p):
+            g = d_t(g)
+        if p > 0 and all(q == 0 for (pp, q) in orders.values() if pp == p):
+            values = [g(t, x)]  # a t-derivative alone: no chain in x
+        else:
+            values = _x_chain(g, t, x, max(q for (pp, q) in orders.values() if pp == p))
+        out.update({name: values[q] for name, (pp, q) in orders.items() if pp == p})
+    return out
 
 
-def coefficients(problem: Heat | Wave | Burgers) -> dict[str, float]:
-    """The problem's PDE coefficients by name: {"alpha": ...}, {"c": ...} or {"nu": ...}."""
-    if isinstance(problem, Heat):
-        return {"alpha": float(problem.alpha)}
-    if isinstance(problem, Wave):
-        return {"c": float(problem.c)}
-    if isinstance(problem, Burgers):
-        return {"nu": float(problem.nu)}
-    raise ValueError(f"PINNs support heat, wave and burgers problems, got {type(problem).__name__}")
+def residual_of(equation: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
+    """The residual f(u, t, x, **coefficients) of an equation stated as a function of u and its
+    derivatives by name (positional parameters) and its coefficients (keyword-only).
+
+    One residual function per equation (cached), so programs compiled for it are shared
+    between runs that state the same equation."""
+    try:
+        return _residual_cache[equation]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable callable: build a fresh residual
+        return _build_residual(equation)
+    residual = _residual_cache[equation] = _build_residual(equation)
+    return residual
 
 
-def residual_fn(problem: Heat | Wave | Burgers) -> Callable[..., jax.Array]:
+_residual_cache: dict[Callable[..., jax.Array], Callable[..., jax.Array]] = {}
+
+
+def _build_residual(equation: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
+    names, _ = equation_signature(equation)
+
+    def residual(u: Field, t: jax.Array, x: jax.Array, **coeffs: jax.Array) -> jax.Array:
+        d = field_derivatives(u, t, x, names)
+        return equation(*(d[n] for n in names), **coeffs)
+
+    residual.__name__ = f"residual_of_{getattr(equation, '__name__', 'equation')}"
+    residual.__doc__ = equation.__doc__
+    return residual
+
+
+def u_ux_uxx(u: Field, t: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(u, u_x, u_xx) at the points in one nested forward pass."""
+    values = _x_chain(u, t, x, 2)
+    return values[0], values[1], values[2]
+
+
+# The presets' residuals, from their equations: f(u, t, x, alpha=...), f(u, t, x, c=...), f(u, t, x, nu=...).
+heat_residual = residual_of(Heat.equation)
+wave_residual = residual_of(Wave.equation)
+burgers_residual = residual_of(Burgers.equation)
+
+
+def _check_problem(problem: object) -> Problem:
+    if not isinstance(problem, Problem):
+        raise ValueError(f"PINNs solve time-dependent problems in one space dimension (a pdes.Problem: heat, wave, "
+                         f"burgers or a PDE), got {type(problem).__name__}")
+    return problem
+
+
+def coefficients(problem: Problem) -> dict[str, float]:
+    """The problem's PDE coefficients by name: {"alpha": ...}, {"c": ...}, {"nu": ...}, a PDE's coeffs."""
+    return _check_problem(problem).coefficients()
+
+
+def residual_fn(problem: Problem) -> Callable[..., jax.Array]:
     """The residual function of the problem's equation: f(u, t, x, **coefficients(problem))."""
-    if isinstance(problem, Heat):
-        return heat_residual
-    if isinstance(problem, Wave):
-        return wave_residual
-    if isinstance(problem, Burgers):
-        return burgers_residual
-    raise ValueError(f"PINNs support heat, wave and burgers problems, got {type(problem).__name__}")
+    return residual_of(_check_problem(problem).equation)
 
 
 def sine_projection(f: Callable[[np.ndarray], np.ndarray], x_min: float, length: float,
@@ -139,11 +186,17 @@ def _series(coeffs: np.ndarray) -> Callable[[jax.Array], jax.Array]:
     return f
 
 
-def initial_data(problem: Heat | Wave | Burgers) -> tuple[Callable, Callable | None]:
+def initial_data(problem: Problem) -> tuple[Callable, Callable | None]:
     """Traceable initial data in the scaled coordinate xi = (x - x_min)/L in [0, 1]:
-    (u0(xi), v0(xi) or None). Sine coefficients are used as given; a callable initial
-    condition is projected onto 128 sine modes (exact for the Burgers preset, -sin(pi x)
-    = sin(2 pi xi))."""
+    (u0(xi), v0(xi) or None). A PDE's own functions are used as they are (they must be
+    traceable). For the presets, sine coefficients are used as given and a callable initial
+    condition is projected onto 128 sine modes (exact for the Burgers preset, -sin(pi x) =
+    sin(2 pi xi))."""
+    if isinstance(problem, PDE):
+        x_min, length = problem.x_min, problem.length
+        v = problem.initial_velocity
+        return (lambda xi: problem.initial(x_min + length * xi),
+                (lambda xi: v(x_min + length * xi)) if v is not None else None)
     if getattr(problem, "initial", None) is None and getattr(problem, "sine_coeffs", None) is not None:
         b0 = np.asarray(problem.sine_coeffs, dtype=float)
     else:

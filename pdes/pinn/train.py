@@ -43,12 +43,23 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def reference_solution(problem: Heat | Wave | Burgers, t: np.ndarray, x: np.ndarray) -> np.ndarray | None:
-    """The exact solution on the grid (pdes.exact), or None where there is none."""
-    try:
-        from pdes.exact import exact_solution
-    except ImportError:  # pragma: no cover - exact.py is part of the package
+def reference_solution(problem: Any, t: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+    """The reference on the grid t x x: the exact solution of a preset (``pdes.exact``), a PDE's
+    own ``exact`` closed form, or its spectral reference (periodic PDEs with a stated linear
+    part, ``pdes.spectral``); None where there is none."""
+    from pdes.problems import PDE
+
+    if isinstance(problem, PDE):
+        if problem.exact is not None:
+            tt, xx = np.meshgrid(np.asarray(t, dtype=np.float64), np.asarray(x, dtype=np.float64), indexing="ij")
+            return np.broadcast_to(np.asarray(problem.exact(tt, xx), dtype=np.float64), tt.shape).copy()
+        if problem.linear is not None and problem.boundary.kind == "periodic":
+            from pdes.spectral import pde_reference
+
+            return pde_reference(problem, t, x)
         return None
+    from pdes.exact import exact_solution
+
     try:
         return np.asarray(exact_solution(problem, t, x), dtype=np.float64)
     except ValueError:
@@ -122,27 +133,39 @@ def train(pinn: PINN, *, seed: int = 0, t_grid: np.ndarray, x_grid: np.ndarray, 
     return TrainResult(params, hist, result.step, result.stopped, result.wall_time_s)
 
 
-def resolve_config(problem: Heat | Wave | Burgers, *, preset: str = "fast", config: PINNConfig | None = None,
+def resolve_config(problem: Any, *, preset: str = "fast", config: PINNConfig | None = None,
                    config_file: str | Path | None = None, steps: int | None = None,
                    overrides: dict[str, Any] | None = None) -> PINNConfig:
-    """The run's config: the preset level (or ``config``), then TOML, --set overrides, --steps."""
-    base = config if config is not None else get_config(problem.name if problem.name in ("heat", "wave", "burgers")
-                                                        else problem_kind(problem), preset)
+    """The run's config: the preset level of the problem (a PDE without presets of its own gets
+    ``generic_config``), or ``config``; then TOML, --set overrides, --steps."""
+    from pdes.pinn.configs import LEVELS, generic_config
+
+    check_problem(problem)
+    if config is not None:
+        base = config
+    elif problem.name in LEVELS:
+        base = get_config(problem.name, preset)
+    else:
+        base = generic_config(problem, preset)
     return apply_overrides(base, config_file=config_file, overrides=overrides, steps=steps)
 
 
+def check_problem(problem: Any) -> Any:
+    """The problem if PINNs can solve it (a ``pdes.problems.Problem``); ValueError otherwise."""
+    from pdes.problems import Problem
+
+    if not isinstance(problem, Problem):
+        raise ValueError(f"PINNs solve time-dependent problems in one space dimension (heat, wave, burgers, "
+                         f"allen_cahn, kdv or a pdes.PDE), got {type(problem).__name__}")
+    return problem
+
+
 def problem_kind(problem: Any) -> str:
-    """'heat', 'wave' or 'burgers' for a problem a PINN can solve; ValueError otherwise."""
-    if isinstance(problem, Heat):
-        return "heat"
-    if isinstance(problem, Wave):
-        return "wave"
-    if isinstance(problem, Burgers):
-        return "burgers"
-    raise ValueError(f"PINNs support heat, wave and burgers problems, got {type(problem).__name__}")
+    """The problem's name, for a problem a PINN can solve; ValueError otherwise."""
+    return check_problem(problem).name
 
 
-def solve_pinn(problem: Heat | Wave | Burgers, *, nx: int = 256, nt: int = 100, seed: int = 0, preset: str = "fast",
+def solve_pinn(problem: Any, *, nx: int = 256, nt: int = 100, seed: int = 0, preset: str = "fast",
                config: PINNConfig | None = None, config_file: str | Path | None = None, steps: int | None = None,
                resume: str | Path | None = None, checkpoint_dir: str | Path | None = None,
                overrides: dict[str, Any] | None = None, progress: bool = True) -> xr.Dataset:
@@ -155,7 +178,7 @@ def solve_pinn(problem: Heat | Wave | Burgers, *, nx: int = 256, nt: int = 100, 
     """
     from pdes.solution import solution_dataset
 
-    problem_kind(problem)
+    check_problem(problem)
     for name, value in (("nx", nx), ("nt", nt)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 2:
             raise ValueError(f"{name} must be an integer >= 2, got {value!r}")
