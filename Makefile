@@ -18,7 +18,7 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m pdes demo --out out
+	$(PY) -m workbench demo --out out
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -11,7 +11,7 @@ WORK=${FIG_WORK:-build/figures}
 SHARED=${SCIML_SHARED_DATA:-../shared/data}
 mkdir -p "$DOCS" "$WORK"
 if [[ "${FIGURES_QUICK:-0}" == 1 ]]; then
-  PINN_STEPS="--set steps=200 --set qn_steps=50"; NTRAIN=64; NTEST=16; EPOCHS=5; MEMBERS=2; CAL_EPOCHS=5
+  PINN_STEPS="--set adam.steps=200 --set qn.steps=50"; NTRAIN=64; NTEST=16; EPOCHS=5; MEMBERS=2; CAL_EPOCHS=5
   AMP_STEPS=6; CK_LENS=64,128; EXP=(--quick); BOOT=10
 else
   PINN_STEPS=""; NTRAIN=512; NTEST=128; EPOCHS=60; MEMBERS=4; CAL_EPOCHS=40
@@ -19,8 +19,8 @@ else
 fi
 step() { echo "figures: $*" >&2; }
 
-step "pdes: preset solutions and the convergence study"
-"$PY" -m pdes figures --out "$DOCS"
+step "workbench: preset solutions and the convergence study"
+"$PY" -m workbench figures --out "$DOCS"
 
 step "pdes: Burgers PINN (fast preset) against Cole-Hopf"
 # shellcheck disable=SC2086
