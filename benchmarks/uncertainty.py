@@ -8,8 +8,19 @@
 (b) metrics: ``uncertainty.metrics.all_metrics`` vs uncertainty-toolbox's ``get_all_metrics``
     with the adversarial group calibration left out (its accuracy, average calibration,
     sharpness and scoring-rule parts), on the same n points; values compared.
+(c) methods (``--only methods``): deep ensemble, MC dropout and last-layer Laplace FNOs on the
+    same operator data (Burgers, or a reduced Darcy with ``--operator darcy``): train, fit a
+    calibration map on held-out functions, judge on test functions against the reference:
+    raw and calibrated coverage, rmsce, NLL, CRPS, sharpness, whole-function coverage, the
+    Spearman correlation of per-function std and error, and the wall times (training, the
+    Laplace fit, prediction).
+(d) shift (``--only shift``): the same three methods trained on Burgers at ``--nx`` (256)
+    points, calibrated there, then ``uncertainty.shift.shift_report``: resolution, input and
+    parameter shift.
 
     python benchmarks/uncertainty.py [--members 8] [--steps 300] [--n 1000000] [--json]
+    python benchmarks/uncertainty.py --only methods --operator burgers [--nx 64 --n-train 256 --n-calibration 1024 --n-test 512]
+    python benchmarks/uncertainty.py --only shift --nx 256 [--shift-n-test 128]
 """
 
 from __future__ import annotations
@@ -238,6 +249,133 @@ def bench_metrics(n: int) -> dict:
     }
 
 
+METHOD_KEYS = ("rel_l2", "coverage_50", "coverage_90", "coverage_95", "coverage_99", "rmsce", "mace", "nll",
+               "crps", "sharpness", "interval_score", "function_coverage_90", "function_coverage_95")
+
+
+def _task(args) -> tuple:
+    """(task, model config, train config) of the methods / shift benchmarks."""
+    from operators.models import FNOConfig
+    from operators.train import TrainConfig
+    from uncertainty.run import generate_fno_task, load_fno_task
+
+    if args.operator == "darcy":
+        from operators.data import GenerateConfig, generate
+
+        nx = args.nx or 29
+        path = os.path.join(args.workdir, f"darcy_{nx}_{args.n_train}_{args.n_calibration}_{args.n_test}.nc")
+        if not os.path.isfile(path):
+            # a calibration split of the file: the n_calibration samples after the training ones
+            from pdes.solution import read_dataset, write_dataset
+
+            generate(GenerateConfig(kind="darcy", n_train=args.n_train + args.n_calibration, n_test=args.n_test,
+                                    nx=nx, fine_nx=2 * nx - 1, seed=0), path, progress=True)
+            ds = read_dataset(path)
+            split = np.asarray(ds["split"].values.astype(str), dtype=object)
+            split[args.n_train:args.n_train + args.n_calibration] = "calibration"
+            ds["split"] = ("sample", split, ds["split"].attrs)
+            write_dataset(ds, path)
+        task = load_fno_task(path)
+        mcfg = FNOConfig(dim=2, modes=args.modes or 8, width=args.width or 24)
+    else:
+        task = generate_fno_task(n_train=args.n_train, n_calibration=args.n_calibration, n_test=args.n_test,
+                                 nx=args.nx or 64, seed=0)
+        mcfg = FNOConfig(modes=args.modes or 12, width=args.width or 32)
+    tcfg = TrainConfig(epochs=args.fno_epochs, batch_size=16, lr=3e-3, data_parallel=False)
+    return task, mcfg, tcfg
+
+
+def _fit_method(task, mcfg, tcfg, method: str, args):
+    import dataclasses
+
+    import jax
+
+    from uncertainty.predictor import fit_fno_predictor
+    from uncertainty.run import fit_prediction_map
+
+    members = {"ensemble": args.ens_members, "mc_dropout": args.draws, "laplace": args.draws}[method]
+    cfg = dataclasses.replace(mcfg, dropout=args.dropout if method == "mc_dropout" else 0.0)
+    key = jax.random.key(0)
+    pred = fit_fno_predictor(task.data, cfg, tcfg, method=method, members=members, key=key, progress=True,
+                             info=task.info)
+    t0 = time.perf_counter()
+    pred.calibration = fit_prediction_map(pred, task.a_cal, task.u_cal, periodic=task.data.periodic,
+                                          key=jax.random.fold_in(key, 1))
+    return pred, time.perf_counter() - t0
+
+
+def bench_methods(args) -> dict:
+    """(c): the three methods on one task; numbers on the test functions, raw and calibrated."""
+    import jax
+    from scipy import stats
+
+    from uncertainty.calibration import calibrated_metrics
+    from uncertainty.metrics import all_metrics, crps_samples
+
+    task, mcfg, tcfg = _task(args)
+    d = task.data
+    out: dict = {"problem": args.operator, "grid": list(d.a_train.shape[1:]), "n_train": int(d.a_train.shape[0]),
+                 "n_calibration": task.n_calibration, "n_test": int(d.a_test.shape[0]), "epochs": tcfg.epochs,
+                 "model": mcfg.to_dict(), "methods": {}}
+    for method in args.methods:
+        pred, cal_s = _fit_method(task, mcfg, tcfg, method, args)
+        t0 = time.perf_counter()
+        mean, std, samples = pred.predict(d.a_test, key=jax.random.key(2))
+        predict_s = time.perf_counter() - t0
+        std = np.sqrt(std**2 + (1e-6 * np.abs(mean).max()) ** 2)
+        cmap = pred.calibration
+        bands = {lv: cmap.band(std, lv) for lv in (0.9, 0.95)}
+        raw = all_metrics(mean, std, d.u_test, functions=True)
+        gauss = all_metrics(mean, cmap.std(std), d.u_test, functions=True, bands=bands)
+        cal = calibrated_metrics(mean, cmap.std(std), d.u_test, cmap, functions=True, bands=bands)
+        err = np.sqrt(np.mean((mean - d.u_test).reshape(len(mean), -1) ** 2, axis=1))
+        fstd = np.sqrt(np.mean(std.reshape(len(mean), -1) ** 2, axis=1))
+        row = {"raw": {k: raw[k] for k in METHOD_KEYS}, "calibrated": {k: cal[k] for k in METHOD_KEYS},
+               "calibrated_gaussian_reading": {k: gauss[k] for k in METHOD_KEYS},
+               "whole_function_coverage_90": cal["whole_function_coverage_90"],
+               "whole_function_coverage_95": cal["whole_function_coverage_95"],
+               "crps_samples_raw": crps_samples(samples, d.u_test),
+               "spearman_function_std_error": float(stats.spearmanr(fstd, err).statistic),
+               "train_s": pred.train_time_s, "network_train_s": pred.info.get("network_train_s"),
+               "laplace_fit_s": pred.info.get("laplace_fit_s"), "calibration_fit_s": cal_s,
+               "predict_test_s": predict_s, "members": pred.members,
+               "map": {"method": cmap.method, "spread": list(cmap.spread), "factor": cmap.factor,
+                       "band_quantiles": {str(k): v for k, v in cmap.band_quantiles.items()},
+                       "n_spread": cmap.n_spread, "n_conformal": cmap.n_conformal}}
+        if method == "laplace":
+            row["laplace"] = pred.laplace.scalars()
+            row["laplace_overhead"] = (pred.info["network_train_s"] + pred.info["laplace_fit_s"]) / pred.info[
+                "network_train_s"]
+        out["methods"][method] = row
+        c = row["calibrated"]
+        print(f"{method:10s} train {row['train_s']:.1f} s | raw cov95 {row['raw']['coverage_95']:.3f} rmsce "
+              f"{row['raw']['rmsce']:.3f} | calibrated cov95 {c['coverage_95']:.3f} rmsce {c['rmsce']:.3f} "
+              f"wf90 {row['whole_function_coverage_90']:.3f} | as Gaussian cov95 "
+              f"{row['calibrated_gaussian_reading']['coverage_95']:.3f} rmsce "
+              f"{row['calibrated_gaussian_reading']['rmsce']:.3f} | rel_l2 {c['rel_l2']:.2e}", file=sys.stderr)
+    return out
+
+
+def bench_shift(args) -> dict:
+    """(d): each method trained on Burgers at --nx, calibrated there, then shifted."""
+    from uncertainty.shift import shift_report
+
+    task, mcfg, tcfg = _task(args)
+    out: dict = {"train_nx": int(task.data.a_train.shape[1]), "n_train": int(task.data.a_train.shape[0]),
+                 "n_calibration": task.n_calibration, "epochs": tcfg.epochs, "methods": {}}
+    for method in args.methods:
+        pred, _ = _fit_method(task, mcfg, tcfg, method, args)
+        if args.save_models:
+            pred.save(os.path.join(args.workdir, f"shift_model_{method}"))
+        res = shift_report(pred, n_test=args.shift_n_test, seed=1, progress=True)
+        res["train_s"] = pred.train_time_s
+        out["methods"][method] = res
+        for kind, block in res["shifts"].items():
+            print(f"{method:10s} {kind:10s} std grows {block['std_grows']}, spearman min {block['spearman_min']:.3f},"
+                  f" std x{block['std_ratio_max']:.2f}, error x{block['error_ratio_max']:.2f}", file=sys.stderr)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--members", type=int, default=8)
@@ -252,7 +390,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=10, help="FNO epochs per timed run")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--n", type=int, default=1_000_000, help="points for the metrics benchmark")
-    p.add_argument("--only", choices=["pinn", "fno", "metrics"], action="append")
+    p.add_argument("--only", choices=["pinn", "fno", "metrics", "methods", "shift"], action="append",
+                   help="parts to run (default pinn, fno, metrics; methods and shift only when named)")
+    p.add_argument("--operator", choices=["burgers", "darcy"], default="burgers",
+                   help="methods/shift: operator data (darcy: reduced, nx 29 solved on 57 nodes)")
+    p.add_argument("--methods", nargs="+", default=["ensemble", "mc_dropout", "laplace"])
+    p.add_argument("--nx", type=int, default=None, help="methods/shift: grid (burgers 64, darcy 29)")
+    p.add_argument("--n-train", type=int, default=256)
+    p.add_argument("--n-calibration", type=int, default=1024)
+    p.add_argument("--n-test", type=int, default=512)
+    p.add_argument("--fno-epochs", type=int, default=40, help="methods/shift: training epochs")
+    p.add_argument("--modes", type=int, default=None)
+    p.add_argument("--width", type=int, default=None)
+    p.add_argument("--ens-members", type=int, default=5, help="methods/shift: ensemble members")
+    p.add_argument("--draws", type=int, default=32, help="methods/shift: dropout draws and Laplace samples")
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--shift-n-test", type=int, default=128)
+    p.add_argument("--save-models", action="store_true", help="shift: keep the models in --workdir")
+    p.add_argument("--workdir", default="out/bench_uncertainty", help="data and models of methods/shift")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     import jax
@@ -263,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         spread_over_cpu_cores()
 
     only = set(args.only or ["pinn", "fno", "metrics"])
+    if only & {"methods", "shift"}:
+        os.makedirs(args.workdir, exist_ok=True)
     res: dict = {
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "devices": [f"{d.platform}:{d.device_kind}" for d in jax.devices()],
@@ -290,6 +447,10 @@ def main(argv: list[str] | None = None) -> int:
             f"metrics n={mm['n']}: ours {mm['ours_s']:.3f} s, toolbox {mm['toolbox_s']:.1f} s, x{mm['speedup']:.0f}, max diff {mm['max_abs_diff']:.1e}",
             file=sys.stderr,
         )
+    if "methods" in only:
+        res["methods"] = bench_methods(args)
+    if "shift" in only:
+        res["shift"] = bench_shift(args)
     print(json.dumps(res, indent=None if args.json else 2, default=float))
     return 0
 

@@ -125,6 +125,9 @@ def test_heat_ensemble_report_is_computed_against_the_exact_solution(tmp_path):
     truth = exact_solution(HEAT, t, x)
     np.testing.assert_allclose(ds.u_true.values, truth, rtol=0, atol=1e-14)  # the sine series itself
     assert ds.u_samples.shape == (3, 12, 24)
+    # no observations: the bands are the raw spread, and the file says they are not calibrated
+    assert ds.attrs["calibrated"] == 0 and "uncalibrated" in ds.attrs["calibration"]
+    np.testing.assert_array_equal(ds.u_std.values, ds.u_std_raw.values)
     mean, var = mixture_moments(ds.u_samples.values)
     np.testing.assert_allclose(ds.u.values, mean, rtol=1e-12)
     assert np.all(ds.u_std.values >= np.sqrt(var))  # the floor only adds
@@ -203,13 +206,19 @@ def test_noisy_ensemble_with_gaussian_head_stores_both_uncertainties(tmp_path):
         "8",
         "--no-progress",
     ]
-    args += ["--noise", "0.05", "--n-obs", "64", "--gaussian-head", "--set", "network.width=16", "--set",
+    args += ["--noise", "0.05", "--n-obs", "100", "--gaussian-head", "--set", "network.width=16", "--set",
              "network.depth=2"]
     args += ["--set", "sampling.n_res=128", "--out", str(pred)]
     assert main(args) == 0
     ds = read_dataset(pred)
     assert {"u_std_aleatoric", "u_std_total"} <= set(ds.data_vars)
-    assert np.all(ds.u_std_total.values >= ds.u_std.values)  # total = epistemic + aleatoric
+    assert np.all(ds.u_std_total.values >= ds.u_std_raw.values)  # total = epistemic + aleatoric
+    # 100 // 4 = 25 observations held out of training calibrate the epistemic std by one factor c
+    info = json.loads(ds.attrs["calibration"])
+    assert ds.attrs["calibrated"] == 1 and info["n_observations"] == 25 and info["noise_std"] == 0.05
+    floor = ds.attrs["u_std_floor"]
+    np.testing.assert_allclose(ds.u_std.values, np.sqrt((info["scale"] * ds.u_std_raw.values) ** 2 + floor**2),
+                               rtol=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ NAMES = (
     "crps",
     "sharpness",
     "rel_l2",
+    "function_coverage_90",
     "function_coverage_95",
 )
 
@@ -209,7 +210,7 @@ def test_rel_l2_agrees_with_the_data_model():
 )
 def test_bad_sigma_raises_value_error_naming_it(y_std, message):
     for fn in METRICS.values():
-        if fn is M.function_coverage_95:
+        if fn in (M.function_coverage_90, M.function_coverage_95):
             continue
         with pytest.raises(ValueError, match=message):
             fn(np.zeros(3), y_std, np.zeros(3))
@@ -232,3 +233,24 @@ def test_fair_crps_needs_two_members_of_the_truth_shape():
 def test_function_coverage_needs_a_function_axis():
     with pytest.raises(ValueError, match="ndim >= 2"):
         M.function_coverage_95(np.zeros(3), np.ones(3), np.zeros(3))
+    with pytest.raises(ValueError, match="ndim >= 2"):
+        M.whole_function_coverage(np.zeros(3), np.ones(3), np.zeros(3))
+
+
+def test_function_coverage_at_90_percent_counts_functions_by_hand():
+    # 10 points per function, unit std: function 0 has 9 errors of 0 and one of 3 (9/10 inside
+    # the 90% band, half-width 1.645: covered), function 1 two errors of 3 (8/10: not covered)
+    y_pred = np.zeros((2, 10))
+    y_true = np.zeros((2, 10))
+    y_true[0, 0] = 3.0
+    y_true[1, :2] = 3.0
+    assert M.function_coverage_90(y_pred, np.ones((2, 10)), y_true) == pytest.approx(0.5)
+
+
+def test_whole_function_coverage_needs_every_point_inside_the_band():
+    # band half-width 1 everywhere: function 0 has all |errors| <= 1, function 1 one error of 1.01
+    y_pred = np.zeros((2, 5))
+    y_true = np.array([[1.0, -1.0, 0.5, 0.0, 0.2], [0.0, 0.0, 1.01, 0.0, 0.0]])
+    assert M.whole_function_coverage(y_pred, np.ones((2, 5)), y_true) == pytest.approx(0.5)
+    got = all_metrics(y_pred, np.ones((2, 5)), y_true, functions=True, bands={0.9: np.ones((2, 5))})
+    assert got["whole_function_coverage_90"] == pytest.approx(0.5)

@@ -1,6 +1,15 @@
-"""Uncertainty for PINNs and FNOs: deep ensembles, MC dropout, calibration metrics,
-recalibration and calibration reports checked against exact solutions."""
+"""Uncertainty for PINNs and FNOs: deep ensembles, MC dropout, linearized Laplace, calibration
+metrics, calibration maps with finite-sample guarantees (pointwise and whole-function), shift
+tests and calibration reports checked against exact solutions."""
 
+from uncertainty.calibration import (
+    CalibrationMap,
+    apply_calibration,
+    calibrated_metrics,
+    fit_calibration_map,
+    load_map,
+    save_map,
+)
 from uncertainty.dropout import fno_apply_channel_dropout, fno_dropout_draws, pinn_dropout_draws
 from uncertainty.ensemble import (
     EnsembleFit,
@@ -12,6 +21,7 @@ from uncertainty.ensemble import (
     train_fno_members,
     train_pinn_members,
 )
+from uncertainty.laplace import LaplacePosterior, fit_laplace, laplace_predict
 from uncertainty.metrics import (
     METRICS,
     all_metrics,
@@ -27,8 +37,10 @@ from uncertainty.metrics import (
     pit,
     rmsce,
     sharpness,
+    whole_function_coverage,
 )
 from uncertainty.noisy import Observations, noisy_observations, noisy_pinn_ensemble
+from uncertainty.predictor import FNOPredictor, fit_fno_predictor, load_predictor
 from uncertainty.recalibrate import (
     fit_conformal,
     fit_isotonic,
@@ -38,28 +50,50 @@ from uncertainty.recalibrate import (
     split_calibration,
 )
 from uncertainty.report import check_prediction, make_report
-from uncertainty.run import generate_operator_data, run_fno, run_pinn
+from uncertainty.run import (
+    generate_fno_task,
+    generate_operator_data,
+    load_fno_task,
+    observation_scale,
+    prediction_dataset,
+    run_fno,
+    run_pinn,
+)
+from uncertainty.shift import shift_report
 
 __all__ = [
     "METRICS",
+    "CalibrationMap",
     "EnsembleFit",
+    "FNOPredictor",
+    "LaplacePosterior",
     "Observations",
     "all_metrics",
+    "apply_calibration",
+    "calibrated_metrics",
     "calibration_curve",
     "check_prediction",
     "coverage",
     "crps",
     "crps_samples",
+    "fit_calibration_map",
     "fit_conformal",
+    "fit_fno_predictor",
     "fit_isotonic",
+    "fit_laplace",
     "fit_sigma_scaling",
     "fno_apply_channel_dropout",
     "fno_dropout_draws",
     "fno_ensemble",
     "function_coverage",
+    "generate_fno_task",
     "generate_operator_data",
     "interval_score",
     "isotonic_fit",
+    "laplace_predict",
+    "load_fno_task",
+    "load_map",
+    "load_predictor",
     "mace",
     "make_report",
     "miscalibration_area",
@@ -67,17 +101,22 @@ __all__ = [
     "nll",
     "noisy_observations",
     "noisy_pinn_ensemble",
+    "observation_scale",
     "pinn_dropout_draws",
     "pinn_ensemble",
     "pit",
     "predict_fno_members",
     "predict_pinn_members",
+    "prediction_dataset",
     "recalibration_table",
     "rmsce",
     "run_fno",
     "run_pinn",
+    "save_map",
     "sharpness",
+    "shift_report",
     "split_calibration",
     "train_fno_members",
     "train_pinn_members",
+    "whole_function_coverage",
 ]

@@ -17,8 +17,13 @@ Definitions follow uncertainty-toolbox (Chung et al. 2021) so numbers can be com
 * ``nll``: mean Gaussian negative log likelihood; ``crps``: mean Gaussian CRPS (closed
   form, Gneiting & Raftery 2007); ``sharpness``: ``sqrt(mean(y_std^2))``.
 * ``rel_l2``: ``||y_pred - y_true|| / ||y_true||``.
-* ``function_coverage_95``: axis 0 indexes functions (e.g. test samples of an operator);
-  the share of functions whose 95% band covers at least 95% of their points.
+* ``function_coverage_90``, ``function_coverage_95``: axis 0 indexes functions (e.g. test
+  samples of an operator); the share of functions whose central L% band covers at least L% of
+  their points.
+* ``whole_function_coverage`` (signature ``(y_pred, half_width, y_true)``, not in METRICS): the
+  share of functions lying *entirely* inside a band ``y_pred +- half_width`` (the simultaneous
+  bands of ``uncertainty.calibration``); ``all_metrics(..., bands={0.9: w90, 0.95: w95})``
+  reports it as ``whole_function_coverage_90`` / ``_95``.
 
 Also: ``pit`` (probability integral transform values), ``crps_samples`` (the fair
 ensemble estimator of Ferro 2014, when samples exist), ``calibration_curve``,
@@ -57,6 +62,7 @@ __all__ = [
     "rel_l2",
     "rmsce",
     "sharpness",
+    "whole_function_coverage",
 ]
 
 COVERAGE_LEVELS = (0.5, 0.9, 0.95, 0.99)
@@ -285,9 +291,24 @@ def function_coverage(y_pred: object, y_std: object, y_true: object, level: floa
     return np.mean((z >= lo) & (z <= half), axis=1)
 
 
+def function_coverage_90(y_pred: object, y_std: object, y_true: object) -> float:
+    """Share of functions (axis 0) whose 90% band covers at least 90% of their points."""
+    return float(np.mean(function_coverage(y_pred, y_std, y_true, 0.9) >= 0.9))
+
+
 def function_coverage_95(y_pred: object, y_std: object, y_true: object) -> float:
     """Share of functions (axis 0) whose 95% band covers at least 95% of their points."""
     return float(np.mean(function_coverage(y_pred, y_std, y_true, 0.95) >= 0.95))
+
+
+def whole_function_coverage(y_pred: object, half_width: object, y_true: object) -> float:
+    """Share of functions (axis 0) with |y_true - y_pred| <= half_width at every one of their points."""
+    shape = np.shape(y_pred)
+    if len(shape) < 2:
+        raise ValueError(f"whole-function coverage needs axis 0 to index functions (ndim >= 2), got shape {shape}")
+    p, w, t = check_inputs(y_pred, half_width, y_true)
+    inside = (np.abs(t - p) <= w).reshape(shape[0], -1)
+    return float(np.mean(inside.all(axis=1)))
 
 
 METRICS: dict[str, Callable[[object, object, object], float]] = {
@@ -303,6 +324,7 @@ METRICS: dict[str, Callable[[object, object, object], float]] = {
     "crps": crps,
     "sharpness": sharpness,
     "rel_l2": rel_l2,
+    "function_coverage_90": function_coverage_90,
     "function_coverage_95": function_coverage_95,
 }
 
@@ -314,11 +336,13 @@ def all_metrics(
     *,
     samples: object | None = None,
     functions: bool = False,
+    bands: dict[float, object] | None = None,
 ) -> dict[str, float]:
     """Every metric of METRICS in one pass (the sort is shared). Any shape.
 
-    ``functions=True``: axis 0 indexes functions and ``function_coverage_95`` is included.
-    ``samples`` (M, *shape): adds ``crps_samples`` (fair ensemble CRPS)."""
+    ``functions=True``: axis 0 indexes functions and ``function_coverage_90``/``_95`` are included.
+    ``samples`` (M, *shape): adds ``crps_samples`` (fair ensemble CRPS). ``bands`` ({level:
+    half-widths of y_pred's shape}, axis 0 functions): adds ``whole_function_coverage_L``."""
     shape = np.shape(y_pred)
     p, s, t = check_inputs(y_pred, y_std, y_true)
     z = _z(p, s, t)
@@ -335,9 +359,11 @@ def all_metrics(
     denom = np.linalg.norm(t)
     out["rel_l2"] = float(np.linalg.norm(p - t) / denom) if denom > 0 else float(np.linalg.norm(p - t))
     if functions:
-        out["function_coverage_95"] = function_coverage_95(
-            p.reshape(shape), s.reshape(shape), t.reshape(shape)
-        )
+        for level, fn in ((0.9, function_coverage_90), (0.95, function_coverage_95)):
+            out[f"function_coverage_{round(level * 100)}"] = fn(p.reshape(shape), s.reshape(shape), t.reshape(shape))
+    for level, half in (bands or {}).items():
+        out[f"whole_function_coverage_{round(level * 100)}"] = whole_function_coverage(
+            p.reshape(shape), half, t.reshape(shape))
     if samples is not None:
         out["crps_samples"] = crps_samples(samples, t.reshape(shape))
     return out

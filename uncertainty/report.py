@@ -13,6 +13,11 @@ predictive mean, ``u_std``, ``u_true``, optionally ``u_samples`` with dims ``(me
   (error and sigma over (t, x), or over (sample, x) for operator outputs), and for
   operator outputs (dims ``sample, x``) ``function_coverage.png``.
 
+Calibrated predictions (``u_std_raw`` beside ``u_std``, attr ``calibrated`` = 1, written by
+``uncertainty run fno`` or ``uncertainty calibrate``) get the raw and the calibrated numbers
+side by side, the guarantee of the calibration map, and the whole-function coverage of the bands
+``u_band_90``/``u_band_95`` (``whole_function_coverage_90``/``_95``).
+
 Verdict: "calibrated" when mace <= 0.05 (the observed share inside the central p-interval
 is on average within 5 points of p over the 100 levels); otherwise "over-confident" when
 the intervals hold fewer points than stated on average (mean of observed - expected < 0)
@@ -75,6 +80,13 @@ def check_prediction(ds: xr.Dataset) -> bool:
         raise ValueError(f"u_std must be positive everywhere, got minimum {float(std.min())!r}")
     if "u_samples" in ds and ds.sizes["member"] < 2:
         raise ValueError(f"u_samples needs at least 2 members, got {ds.sizes['member']}")
+    for name in ("u_std_raw", "u_band_90", "u_band_95"):
+        if name in ds:
+            if ds[name].dims != dims:
+                raise ValueError(f"{name} has dims {ds[name].dims}, expected those of u {dims}")
+            arr = np.asarray(ds[name])
+            if not (np.all(np.isfinite(arr)) and np.all(arr > 0)):
+                raise ValueError(f"{name} must be finite and positive everywhere")
     return "sample" in dims
 
 
@@ -109,7 +121,7 @@ def _png(fig: Any, path: Path) -> None:
 
 
 def _figures(
-    ds: xr.Dataset, out: Path, *, operator: bool, m: dict[str, float], expected, observed, cov
+    ds: xr.Dataset, out: Path, *, operator: bool, m: dict[str, float], expected, observed, cov, raw_observed=None
 ) -> dict[str, str]:
     """Draw every PNG; return {file name: caption}."""
     import matplotlib
@@ -123,7 +135,9 @@ def _figures(
 
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="ideal")
-    ax.plot(expected, observed, color="C0", lw=2, label="observed")
+    if raw_observed is not None:
+        ax.plot(expected, raw_observed, color="0.5", lw=1.5, ls="-.", label="raw (u_std_raw)")
+    ax.plot(expected, observed, color="C0", lw=2, label="calibrated" if raw_observed is not None else "observed")
     ax.fill_between(expected, expected, observed, color="C3", alpha=0.3, label="gap")
     ax.set_xlabel("expected share inside central interval")
     ax.set_ylabel("observed share")
@@ -261,6 +275,27 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
+def _calibration_html(summary: dict[str, Any]) -> str:
+    cal = summary.get("calibration")
+    if not cal:
+        return ("<h2>Calibration</h2><p>These bands are <b>not calibrated</b>: " + html.escape(
+            str(summary.get("calibration_note") or "the file has no calibration map")) + ".</p>")
+    raw, m = summary["raw"], summary["metrics"]
+    gauss = summary.get("gaussian_reading") or {}
+    keys = [k for k in m if k in raw or k.startswith("whole_function")]
+    rows = "".join(f"<tr><td>{k}</td><td>{_fmt(raw.get(k))}</td><td>{_fmt(gauss.get(k))}</td><td>{_fmt(m[k])}</td>"
+                   "</tr>" for k in keys)
+    return f"""<h2>Raw and calibrated, side by side</h2>
+<p>Calibration: {html.escape(cal["method"])} at level {cal["level"]:g}, fitted on held-out data
+({cal["n_spread"]} + {cal["n_conformal"]} functions or observations). Raw verdict: <b>{html.escape(summary["verdict_raw"])}</b>;
+calibrated verdict: <b>{html.escape(summary["verdict"])}</b>.</p>
+<p>Guarantee: {html.escape(cal["guarantee"])}</p>
+<p>Columns: the raw std read as a Gaussian; the calibrated u_std read as a Gaussian (exact at level
+{cal["level"]:g} only); the calibrated predictive distribution of the map (u + u_std Z, its central intervals
+at every level; nll and sharpness there are the Gaussian reading's).</p>
+<table><tr><th>metric</th><th>raw (u_std_raw)</th><th>calibrated u_std as Gaussian</th><th>calibrated distribution</th></tr>{rows}</table>"""
+
+
 def _html(summary: dict[str, Any], captions: dict[str, str], out: Path) -> str:
     m = summary["metrics"]
     rows = "".join(f"<tr><td>{k}</td><td>{_fmt(v)}</td></tr>" for k, v in m.items())
@@ -305,10 +340,12 @@ img{{max-width:520px}}.verdict{{font-size:1.6em;font-weight:bold;color:{color}}}
 <p class="verdict">The uncertainty is {summary["verdict"]}.</p>
 <p>Rule: {html.escape(summary["verdict_rule"])}. Here mace = {m["mace"]:.4f}, mean(observed - expected) = {summary["mean_gap"]:+.4f}.
 Errors are measured against the exact/reference solution <code>u_true</code>: relative L2 of the mean {m["rel_l2"]:.4g}.</p>
+{_calibration_html(summary)}
 <h2>Metrics (all points)</h2><table><tr><th>metric</th><th>value</th></tr>{rows}</table>
 <h2>Coverage of central intervals</h2><table><tr><th>level</th><th>observed</th><th>mean width</th></tr>{cov_rows}</table>
-<h2>Before / after recalibration</h2>
-<p>Fitted on {rec["calibration_points"]} points, judged on the disjoint {rec["test_points"]} points ({html.escape(rec["split"])}).
+<h2>Before / after recalibration on half of these test points (for comparison)</h2>
+<p>Fitted on {rec["calibration_points"]} points, judged on the disjoint {rec["test_points"]} points ({html.escape(rec["split"])}),
+starting from {html.escape(rec["from"])}.
 "none" is the raw prediction on the test part; "fit" is the sigma factor. Isotonic (Kuleshov et al. 2018) and
 conformal (finite-sample quantile) change intervals, not a Gaussian density, so nll and crps are n/a for them.</p>
 <table><tr><th>method</th>{"".join(f"<th>{c}</th>" for c in cols)}</tr>{rec_rows}</table>
@@ -344,12 +381,52 @@ def make_report(
     out.mkdir(parents=True, exist_ok=True)
     u, s, y = (np.asarray(ds[v], dtype=np.float64) for v in ("u", "u_std", "u_true"))
     samples = np.asarray(ds["u_samples"], dtype=np.float64) if "u_samples" in ds else None
-    m = all_metrics(u, s, y, samples=samples, functions=operator)
+    bands = {lv: np.asarray(ds[f"u_band_{round(lv * 100)}"], np.float64) for lv in (0.9, 0.95)
+             if f"u_band_{round(lv * 100)}" in ds} if operator else {}
+    m = all_metrics(u, s, y, samples=samples, functions=operator, bands=bands)
     expected, observed = calibration_curve(u, s, y)
     cov = interval_coverage(u, s, y, COVERAGE_LEVELS)
+    calibrated = int(ds.attrs.get("calibrated", 0)) == 1 and "u_std_raw" in ds
+    s_raw = np.asarray(ds["u_std_raw"], dtype=np.float64) if calibrated else s
+    extra: dict[str, Any] = {}
+    if calibrated:
+        from uncertainty.calibration import calibrated_curve, calibrated_metrics, map_of
+
+        m_raw = all_metrics(u, s_raw, y, samples=samples, functions=operator)
+        exp_r, obs_r = calibration_curve(u, s_raw, y)
+        cmap = map_of(ds)
+        extra = {"raw": m_raw, "verdict_raw": verdict(exp_r, obs_r, m_raw["mace"]),
+                 "calibration_curve_raw": {"expected": exp_r.tolist(), "observed": obs_r.tolist()}}
+        if cmap is not None:
+            # the calibrated predictive distribution is the map's (u + u_std Z); u_std read as a
+            # Gaussian is kept beside it
+            extra["gaussian_reading"] = m
+            m = calibrated_metrics(u, s, y, cmap, functions=operator, bands=bands)
+            if samples is not None:
+                m["crps_samples"] = extra["gaussian_reading"]["crps_samples"]
+            expected, observed = calibrated_curve(u, s, y, cmap)
+            lo, hi = cmap.bounds(np.asarray(COVERAGE_LEVELS))
+            cov = {lv: (m[f"coverage_{round(lv * 100)}"], float((b - a) * np.mean(s)))
+                   for lv, a, b in zip(COVERAGE_LEVELS, lo, hi, strict=True)}
+            extra["calibration"] = {"method": cmap.method, "level": cmap.level, "n_spread": cmap.n_spread,
+                                    "n_conformal": cmap.n_conformal, "spread": list(cmap.spread),
+                                    "factor": cmap.factor, "band_quantiles": {str(k): v for k, v in
+                                                                             cmap.band_quantiles.items()},
+                                    "guarantee": guarantee_text(cmap)}
+        else:  # a PINN calibrated on observations: its attrs say what was fitted and what it guarantees
+            try:
+                info = json.loads(str(ds.attrs.get("calibration", "{}")))
+            except json.JSONDecodeError:
+                info = {}
+            extra["calibration"] = {"method": str(ds.attrs.get("calibration_method", "unknown")),
+                                    "level": float(info.get("level", math.nan)), "n_spread": 0,
+                                    "n_conformal": int(info.get("n_observations", 0)),
+                                    "guarantee": str(info.get("guarantee", "not stated"))}
+    else:
+        extra["calibration_note"] = str(ds.attrs.get("calibration", "")) or "the file has no calibration map"
     word = verdict(expected, observed, m["mace"])
     mask = split_calibration(u.shape, seed=seed, functions=operator)
-    table = recalibration_table((u[mask], s[mask], y[mask]), (u[~mask], s[~mask], y[~mask]))
+    table = recalibration_table((u[mask], s_raw[mask], y[mask]), (u[~mask], s_raw[~mask], y[~mask]))
     rho = spearman(np.abs(u - y), s)
     summary: dict[str, Any] = {
         **m,
@@ -365,7 +442,9 @@ def make_report(
         "metrics": m,
         "coverage": {str(round(lv * 100)): {"observed": c, "mean_width": w} for lv, (c, w) in cov.items()},
         "calibration_curve": {"expected": expected.tolist(), "observed": observed.tolist()},
+        **extra,
         "recalibration": {
+            "from": "the raw std u_std_raw" if calibrated else "u_std",
             "split": "by function (sample), seeded" if operator else "by point, seeded",
             "seed": seed,
             "calibration_points": int(mask.sum()),
@@ -374,7 +453,8 @@ def make_report(
         },
     }
     captions = (
-        _figures(ds, out, operator=operator, m=m, expected=expected, observed=observed, cov=cov)
+        _figures(ds, out, operator=operator, m=m, expected=expected, observed=observed, cov=cov,
+                 raw_observed=np.asarray(extra["calibration_curve_raw"]["observed"]) if calibrated else None)
         if figures
         else {}
     )
@@ -382,6 +462,26 @@ def make_report(
     _atomic_write(out / "metrics.json", json.dumps(_jsonable(summary), indent=2))
     _atomic_write(out / "report.html", _html(summary, captions, out))
     return summary
+
+
+def guarantee_text(cmap: Any) -> str:
+    """The finite-sample statement of a calibration map, in words (``uncertainty.calibration``)."""
+    n = cmap.n_conformal
+    bands = ", ".join(f"{lv:.0%} band: q = {q:.3g}" for lv, q in cmap.band_quantiles.items())
+    text = (f"for a new function drawn like the {n} calibration functions the whole-function band u +- q u_std "
+            f"contains the entire function with probability >= L ({bands}; at most L + 1/{n + 1} when scores do "
+            f"not tie)")
+    if cmap.method == "conformal":
+        text += (f"; a random point of it lies in the calibrated central p-interval with probability >= p at "
+                 f"every level p = 0.001 k (split conformal over functions), in particular in u +- "
+                 f"{_z(cmap.level):.3f} u_std with probability >= {cmap.level:g}")
+    return text + ". Exchangeability of calibration and test functions is the only assumption."
+
+
+def _z(level: float) -> float:
+    from scipy import special
+
+    return float(special.ndtri(0.5 + level / 2))
 
 
 def _jsonable(obj: Any) -> Any:

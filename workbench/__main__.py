@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from plumbing.compilation_cache import enable as enable_compilation_cache
+
+    enable_compilation_cache()  # JAX's persistent cache: a second run starts at once
     return run_cli("workbench", build_parser(), argv)
 
 
