@@ -388,12 +388,19 @@ _PEER_SIGNS = ("gloo", "connection reset", "connection refused", "socket closed"
                "deadline_exceeded", "barrier", "coordination")
 
 
+_STATUS_CODES = ("unknown", "unavailable", "deadline_exceeded", "internal", "aborted", "cancelled")
+
+
 def is_peer_failure(err: BaseException) -> bool:
     """Whether ``err`` is JAX's runtime telling this process that another one of the run is
     gone (a collective or the coordination service failed), not an error of this process."""
-    if type(err).__name__ not in ("JaxRuntimeError", "XlaRuntimeError"):
-        return False
     text = str(err).lower()
+    runtime = type(err).__name__ in ("JaxRuntimeError", "XlaRuntimeError")
+    # multihost_utils re-raises some collective failures as a plain ValueError carrying the
+    # runtime's status ("UNKNOWN: Gloo AllGather failed: ... Connection reset by peer")
+    status = isinstance(err, (ValueError, RuntimeError)) and text.split(":", 1)[0] in _STATUS_CODES
+    if not (runtime or status):
+        return False
     return any(sign in text for sign in _PEER_SIGNS)
 
 

@@ -108,6 +108,17 @@ def test_an_unreachable_coordinator_is_one_line_and_exit_2_within_the_timeout(tm
     assert err.count("\n") == 1
 
 
+def test_a_peers_death_is_told_from_an_error_of_this_process():
+    """What the runtime raises when another process is gone, as multihost_utils re-raises it
+    (a plain ValueError with the runtime's status) or as the runtime's own error type."""
+    runtime_error = type("JaxRuntimeError", (RuntimeError,), {})
+    assert distributed.is_peer_failure(ValueError(
+        "UNKNOWN: Gloo AllGather failed: [pair.cc:538] Read error [127.0.0.1]:1961: Connection reset by peer"))
+    assert distributed.is_peer_failure(runtime_error("UNAVAILABLE: the coordination service heartbeat timed out"))
+    assert not distributed.is_peer_failure(ValueError("nu must be positive, got -1 (connection reset)"))
+    assert not distributed.is_peer_failure(RuntimeError("UNKNOWN: a shape mismatch in this process"))
+
+
 def test_import_plumbing_leaves_jax_unimported():
     code = "import sys, plumbing, plumbing.distributed, plumbing.cli; assert 'jax' not in sys.modules, 'jax'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
