@@ -25,3 +25,16 @@ def one_torch_thread():
 # (plumbing.compilation_cache); the suite runs them in-process, so it keeps the user's folder
 # out of it unless a test sets the variable itself.
 os.environ.setdefault("SCIML_JAX_CACHE", "off")
+
+# `make test` runs two pytest workers on two cores: each process (workers, notebook kernels,
+# subprocesses) computes on one XLA thread, so they do not oversubscribe the cores, and they
+# share one compilation cache for the session, so a program compiled by one (a PINN preset's
+# chunk in a notebook and in a test) is loaded by the others. Set before JAX is imported.
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="sciml-test-jax-cache-")
+    atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
