@@ -1,9 +1,10 @@
 """Side-by-side benchmark: our JAX/Flax FNO vs neuraloperator 2.0's FNO (PyTorch), same data.
 
     .venv/bin/python benchmarks/fno_vs_neuraloperator.py [--epochs 20] [--batch-size 32] [--json]
+    .venv/bin/python benchmarks/fno_vs_neuraloperator.py --problem darcy [--nx 43] [--n-train 256]
     python3 benchmarks/fno_vs_neuraloperator.py --device cuda --peer-python python3   # on a GPU machine
 
-Both train on our Burgers set (nu = 0.1, u0 ~ N(0, 625 (-Laplacian + 25 I)^-2) -> u(., 1),
+``--problem burgers`` (default): both train on our Burgers set (nu = 0.1, u0 ~ N(0, 625 (-Laplacian + 25 I)^-2) -> u(., 1),
 512 train / 128 test at 256 points; generated here with ``operators.data`` unless
 ``--data`` names an existing file) with the same width (64), layers (4), kept modes, epochs,
 batch size, AdamW settings, cosine schedule, relative-L2 loss and scalar input/output
@@ -15,8 +16,14 @@ on first use with ``pip install -c constraints.txt torch==2.13.0 neuraloperator`
 constraint keeps pip on the CPU wheel of torch 2.13.0; the script checks that the installed
 torch has no CUDA). On a GPU (``--device cuda``) both sides run on the GPU in full float32
 (JAX matmul precision "highest", PyTorch with TF32 off) and ``--peer-python`` names an
-interpreter that already has torch with CUDA and neuraloperator. Each side trains in its own process, one after the other, and reports
-its training throughput (samples/s over epochs 2..E, i.e. without JAX's compilation or
+interpreter that already has torch with CUDA and neuraloperator. Each side trains in its own process, one after the other.
+``--problem darcy``: both train on the same Darcy file (``python -m operators generate darcy``,
+the FNO paper's coefficients, u = 0 on the boundary; stored at ``--nx`` points per axis),
+2-D FNOs with ``--modes`` kept frequencies per axis and the same zero padding for the
+non-periodic data (``--padding``, default 0.1 of each axis, as the paper's 2-D code; ours
+``FNOConfig.padding``, neuraloperator's ``domain_padding``).
+
+Each side reports its training throughput (samples/s over epochs 2..E, i.e. without JAX's compilation or
 PyTorch's first-epoch warm-up), total wall time (with compilation) and final test rel. L2.
 The two architectures differ where neuraloperator's defaults differ from the FNO paper
 (its lifting/projection are 2-layer channel MLPs and each block adds a channel MLP with a
@@ -61,8 +68,10 @@ TORCH_SCRIPT = textwrap.dedent(
     a_tr, u_tr = (torch.tensor(d[k])[:, None].to(dev) for k in ("a_train", "u_train"))
     a_te, u_te = (torch.tensor(d[k])[:, None].to(dev) for k in ("a_test", "u_test"))
     am, as_, um, us = (float(x) for x in d["stats"])
-    model = FNO(n_modes=(cfg["n_modes"],), in_channels=1, out_channels=1, hidden_channels=cfg["width"],
-                n_layers=cfg["depth"]).to(dev)
+    dim = a_tr.ndim - 2
+    extra = {"domain_padding": cfg["padding"]} if cfg["padding"] else {}
+    model = FNO(n_modes=(cfg["n_modes"],) * dim, in_channels=1, out_channels=1, hidden_channels=cfg["width"],
+                n_layers=cfg["depth"], **extra).to(dev)
     n_params = sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters())
     bs, epochs = cfg["batch_size"], cfg["epochs"]
     steps = a_tr.shape[0] // bs
@@ -78,7 +87,8 @@ TORCH_SCRIPT = textwrap.dedent(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
 
     def rel_l2(p, t):
-        return (torch.linalg.vector_norm(p - t, dim=(1, 2)) / torch.linalg.vector_norm(t, dim=(1, 2))).mean()
+        axes = tuple(range(1, p.ndim))
+        return (torch.linalg.vector_norm(p - t, dim=axes) / torch.linalg.vector_norm(t, dim=axes)).mean()
 
     def forward(a):
         return model((a - am) / as_) * us + um
@@ -119,7 +129,7 @@ OURS_SCRIPT = textwrap.dedent(
     cfg = json.loads(sys.argv[1])
     d = np.load(cfg["npz"])
     arrays = (d["a_train"], d["u_train"], d["a_test"], d["u_test"])
-    mcfg = FNOConfig(modes=cfg["modes"], width=cfg["width"], depth=cfg["depth"])
+    mcfg = FNOConfig(modes=cfg["modes"], width=cfg["width"], depth=cfg["depth"], padding=cfg["padding"])
     tcfg = TrainConfig(epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
                        weight_decay=cfg["weight_decay"], warmup_epochs=cfg["warmup_epochs"],
                        seed=cfg["seed"], eval_every=cfg["epochs"], data_parallel=False)
@@ -152,13 +162,14 @@ def ensure_env() -> Path:
     return py
 
 
-def ensure_data(path: Path, seed: int) -> Path:
+def ensure_data(path: Path, kind: str, n_train: int, n_test: int, nx: int, seed: int) -> Path:
     if path.exists():
         return path
     from operators.data import GenerateConfig, generate
 
-    print(f"generating Burgers data into {path} ...", file=sys.stderr)
-    return generate(GenerateConfig(kind="burgers", n_train=512, n_test=128, nx=256, seed=seed), path)
+    print(f"generating {kind} data into {path} ...", file=sys.stderr)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return generate(GenerateConfig(kind=kind, n_train=n_train, n_test=n_test, nx=nx, seed=seed), path)
 
 
 def export_npz(data: Path, n_train: int, n_test: int, nx: int, tmp: Path) -> Path:
@@ -167,6 +178,9 @@ def export_npz(data: Path, n_train: int, n_test: int, nx: int, tmp: Path) -> Pat
     from operators.train import load_operator_data
 
     d = load_operator_data(data, nx)
+    if len(d.a_train) < n_train or len(d.a_test) < n_test:
+        raise SystemExit(f"{data} has {len(d.a_train)} train / {len(d.a_test)} test samples, fewer than "
+                         f"{n_train} / {n_test}")
     a_tr, u_tr = d.a_train[:n_train], d.u_train[:n_train]
     out = tmp / "data.npz"
     stats = np.array([a_tr.mean(), a_tr.std(), u_tr.mean(), u_tr.std()], np.float64)
@@ -202,14 +216,25 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+# Per problem: (train, test, stored points per axis, kept modes, width, padding).
+SETTINGS = {"burgers": (512, 128, 256, 9, 64, 0.0), "darcy": (256, 64, 43, 12, 32, 0.1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Burgers operator dataset (generated if missing)")
+    p.add_argument("--problem", choices=sorted(SETTINGS), default="burgers")
+    p.add_argument("--data", type=Path, default=None,
+                   help="operator dataset (default: generated into benchmarks/_envs/ on first use)")
+    p.add_argument("--n-train", type=int, default=None, help="training samples (burgers 512, darcy 256)")
+    p.add_argument("--n-test", type=int, default=None, help="test samples (burgers 128, darcy 64)")
+    p.add_argument("--nx", type=int, default=None, help="points per axis (burgers 256, darcy 43)")
     p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--modes", type=int, default=9, help="kept frequencies (neuraloperator n_modes = 2 (modes - 1))")
-    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=None, help="burgers 32, darcy 16")
+    p.add_argument("--modes", type=int, default=None,
+                   help="kept frequencies per axis (burgers 9, darcy 12; neuraloperator n_modes = 2 (modes - 1))")
+    p.add_argument("--width", type=int, default=None, help="burgers 64, darcy 32")
     p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--padding", type=float, default=None, help="zero padding per axis (burgers 0, darcy 0.1)")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0,
@@ -220,18 +245,24 @@ def main(argv: list[str] | None = None) -> int:
                    help="interpreter with torch and neuraloperator (default: the script's own CPU venv)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    n_train, n_test, nx, modes, width, padding = SETTINGS[args.problem]
+    n_train, n_test, nx = args.n_train or n_train, args.n_test or n_test, args.nx or nx
+    modes, width = args.modes or modes, args.width or width
+    padding = padding if args.padding is None else args.padding
+    batch = args.batch_size or (32 if args.problem == "burgers" else 16)
+    default = DEFAULT_DATA if args.problem == "burgers" else ENV.parent / f"darcy_{n_train}_{n_test}_n{nx}.nc"
     py = Path(args.peer_python) if args.peer_python else ensure_env()
-    data = ensure_data(args.data, args.seed)
-    common = {"epochs": args.epochs, "batch_size": args.batch_size, "width": args.width, "depth": args.depth,
+    data = ensure_data(args.data or default, args.problem, n_train, n_test, nx, args.seed)
+    common = {"epochs": args.epochs, "batch_size": batch, "width": width, "depth": args.depth, "padding": padding,
               "lr": args.lr, "weight_decay": 1e-4, "warmup_epochs": min(5, args.epochs - 1), "seed": args.seed,
-              "n_train": 512, "threads": args.threads, "device": args.device}
+              "n_train": n_train, "threads": args.threads, "device": args.device}
     with tempfile.TemporaryDirectory() as tmp:
-        npz = export_npz(data, 512, 128, 256, Path(tmp))
+        npz = export_npz(data, n_train, n_test, nx, Path(tmp))
         results: dict[str, list[dict]] = {"ours": [], "neuraloperator": []}
         for _ in range(args.repeats):
             results["neuraloperator"].append(run(str(py), TORCH_SCRIPT, {**common, "npz": str(npz),
-                                                                         "n_modes": 2 * (args.modes - 1)}))
-            results["ours"].append(run(sys.executable, OURS_SCRIPT, {**common, "npz": str(npz), "modes": args.modes}))
+                                                                         "n_modes": 2 * (modes - 1)}))
+            results["ours"].append(run(sys.executable, OURS_SCRIPT, {**common, "npz": str(npz), "modes": modes}))
     best = {k: max(v, key=lambda r: r["samples_per_s"]) for k, v in results.items()}
     machine = f"{cpu_name()}, {os.cpu_count()} cores"
     if args.device == "cuda":
@@ -239,8 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "machine": machine,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "config": {**common, "modes_kept": args.modes, "neuralop_n_modes": 2 * (args.modes - 1), "train": 512,
-                   "test": 128, "nx": 256},
+        "problem": args.problem,
+        "config": {**common, "modes_kept": modes, "neuralop_n_modes": 2 * (modes - 1), "train": n_train,
+                   "test": n_test, "nx": nx},
         "ours": best["ours"], "neuraloperator": best["neuraloperator"],
         "throughput_ratio": best["ours"]["samples_per_s"] / best["neuraloperator"]["samples_per_s"],
         "wall_time_ratio": best["neuraloperator"]["wall_time_s"] / best["ours"]["wall_time_s"],
@@ -249,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
-        print(f"machine: {summary['machine']}")
+        print(f"{args.problem}; machine: {summary['machine']}")
         print(f"{'':24}{'samples/s':>12}{'wall s':>10}{'test rel L2':>14}{'params':>10}")
         for k in ("ours", "neuraloperator"):
             r = summary[k]
