@@ -290,3 +290,36 @@ def test_members_sharded_over_two_cpu_devices_train_like_unsharded():
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["2", "True", "same"]  # members on 2 devices; same numbers
+
+
+def test_fno_members_resume_from_a_checkpoint_follows_the_uninterrupted_run(tmp_path):
+    """Members trained 2 epochs with checkpoints, then resumed to 4, equal 4 uninterrupted epochs;
+    a checkpoint of another ensemble (members, seed) is refused in one line before training."""
+    from operators.models import FNOConfig
+    from operators.train import OperatorData, TrainConfig
+    from uncertainty.ensemble import train_fno_members
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(24, 16)).astype(np.float32)
+    data = OperatorData(a[:16], 2 * a[:16], a[16:], 2 * a[16:])
+    mcfg = FNOConfig(modes=4, width=8, depth=1, proj_hidden=8)
+
+    def fit(epochs, **kw):
+        # a constant learning rate: the schedule does not depend on the epochs asked for
+        tcfg = TrainConfig(epochs=epochs, batch_size=8, checkpoint_every=2, schedule="constant", warmup_epochs=0)
+        return train_fno_members(data, mcfg, tcfg,
+                                 members=kw.pop("members", 2), key=jax.random.key(kw.pop("seed", 0)),
+                                 progress=False, **kw)
+
+    whole = fit(4)
+    fit(2, checkpoint_dir=tmp_path / "ck")
+    resumed = fit(4, resume=tmp_path / "ck", checkpoint_dir=tmp_path / "ck")
+    for x, y in zip(jax.tree.leaves(whole.params), jax.tree.leaves(resumed.params), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(np.array(resumed.history), np.array(whole.history), rtol=1e-6)
+    for other in ({"members": 3}, {"seed": 1}):
+        with pytest.raises(ValueError, match="checkpoint") as err:
+            fit(4, resume=tmp_path / "ck", **other)
+        assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="nothing to resume"):
+        fit(4, resume=tmp_path / "ck")

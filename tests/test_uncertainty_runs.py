@@ -20,7 +20,8 @@ def laplace_run(tmp_path_factory):
     """A tiny last-layer Laplace FNO on generated Burgers (16 train, 25 calibration, 8 test functions)."""
     d = tmp_path_factory.mktemp("run")
     args = ["run", "fno", "--method", "laplace", "--members", "3", "--n-train", "16", "--n-calibration", "25",
-            "--n-test", "8", "--nx", "16", *TINY, "--out", str(d / "p.nc"), "--model-out", str(d / "model"), "--json"]
+            "--n-test", "8", "--nx", "16", *TINY, "--out", str(d / "p.nc"), "--model-out", str(d / "model"), "--json",
+            "--checkpoint-dir", str(d / "ck")]
     return d, main(args)
 
 
@@ -41,6 +42,20 @@ def test_run_fno_writes_raw_and_calibrated_std_map_and_model(laplace_run):
     assert pred.calibration == cmap and pred.laplace.n_params == 128 + 1  # proj2 of proj_hidden 128
     mean, std, _ = pred.predict(ds.a.values)
     np.testing.assert_allclose(mean, ds.u.values, rtol=1e-5, atol=1e-6)
+
+
+def test_run_checkpoints_and_refuses_to_resume_another_runs_checkpoint(laplace_run, capsys):
+    from plumbing.checkpoint import read_meta
+
+    d, _ = laplace_run
+    assert read_meta(d / "ck")["epoch"] == 2  # saved at the last epoch
+    capsys.readouterr()
+    args = ["run", "fno", "--method", "laplace", "--members", "3", "--n-train", "16", "--n-calibration", "25",
+            "--n-test", "8", "--nx", "16", *TINY, "--seed", "1", "--resume", str(d / "ck"), "--out", str(d / "q.nc")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("uncertainty: error: checkpoint") and "of another run" in err and err.count("\n") == 1
+    assert not (d / "q.nc").exists()
 
 
 def test_calibrate_reproduces_the_runs_calibration_and_report_shows_both(laplace_run, capsys):

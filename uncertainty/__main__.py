@@ -155,6 +155,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--lr", type=float, default=None, help="learning rate")
         p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
         p.add_argument("--out", required=True, help="prediction file PRED.nc")
+        p.add_argument("--checkpoint-dir", metavar="DIR",
+                       help="save the members' training state here (PINN: every run.checkpoint_every steps; "
+                       "FNO: every 10 epochs and at the last); works on any number of processes")
+        p.add_argument("--resume", metavar="DIR",
+                       help="continue the training saved in DIR (same members, model, data and seed; "
+                       "on any number of processes)")
         p.add_argument("--json", action="store_true", help="print a JSON result on stdout")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

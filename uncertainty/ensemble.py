@@ -233,6 +233,8 @@ def train_fno_members(
     progress: bool = True,
     shard: bool = True,
     apply: Callable[[Any], Callable] | None = None,
+    checkpoint_dir: Any = None,
+    resume: Any = None,
 ) -> EnsembleFit:
     """Train M >= 1 FNOs (``operators``) on ``data`` (``operators.train.OperatorData``) as one program.
 
@@ -240,7 +242,13 @@ def train_fno_members(
     ``operators.train.train_fno``) and train_config's schedule; each has its own
     initialization and its own shuffles. ``apply``: a factory template -> pure apply that
     replaces the model's own (MC dropout passes ``fno_apply_channel_dropout``). Returns the
-    template model in ``model`` and the apply function in ``extra['apply']``."""
+    template model in ``model`` and the apply function in ``extra['apply']``.
+
+    ``checkpoint_dir``: the stacked members' parameters and optimizer state are saved there
+    (``plumbing.checkpoint``, collectively) every ``train_config.checkpoint_every`` epochs and
+    at the last; ``resume``: a folder of such checkpoints to continue from (the same members,
+    model, data and seed, else a one-line ValueError). Each epoch's shuffles derive from the
+    seed and the epoch number, so a resumed run follows the uninterrupted one."""
     from flax import nnx
 
     from operators.models import FNO, functional
@@ -287,9 +295,25 @@ def train_fno_members(
 
         a_tr, u_tr = put((a_tr, u_tr), NamedSharding(mesh, P()))
     history: list[np.ndarray] = []
+    identity = {"kind": "fno_members", "members": m, "model": cfg.to_dict(), "dim": int(data.dim),
+                "train_shape": [int(n) for n in data.a_train.shape],
+                "normalization": [float(getattr(template, n).get_value()) for n in ("a_mean", "a_std", "u_mean", "u_std")],
+                "seed_key": np.asarray(jax.random.key_data(key)).tolist(), "batch_size": int(train_config.batch_size)}
+    first = 0
+    if resume is not None:
+        from plumbing.checkpoint import restore
+
+        got, meta = restore(resume, {"state": (params, opt_state)}, expect=identity)
+        params, opt_state = got["state"]
+        first = int(meta["epoch"])
+        history = [np.asarray(h, dtype=np.float64) for h in meta["history"]]
+        if first >= train_config.epochs:
+            raise ValueError(f"the checkpoint in {str(resume)!r} is at epoch {first}, not before --epochs "
+                             f"{train_config.epochs}: nothing to resume")
     bar = _bar(train_config.epochs, f"FNO ensemble x{m}", progress)
     bar.unit = "epoch"
-    for e in range(train_config.epochs):
+    bar.update(first)
+    for e in range(first, train_config.epochs):
         keys = jax.vmap(lambda k, e=e: jax.random.fold_in(k, e))(jax.random.split(train_key, m))
         params, opt_state, losses = run_epoch(params, opt_state, shard_members(keys, mesh) if spread else keys,
                                               a_tr, u_tr)
@@ -297,6 +321,12 @@ def train_fno_members(
         history.append(last)
         bar.update(1)
         bar.set_postfix(loss=f"{float(np.median(last)):.3e}")
+        if checkpoint_dir is not None and ((e + 1) % train_config.checkpoint_every == 0 or e + 1 == train_config.epochs):
+            from plumbing.checkpoint import save
+
+            save(checkpoint_dir, e + 1, {"state": (params, opt_state)},
+                 {**identity, "epoch": e + 1, "history": [h.tolist() for h in history],
+                  "train": train_config.to_dict()})
     jax.block_until_ready(params)
     bar.close()
     # members sharded over processes: the results gathered on every process (one process: as they are)

@@ -202,9 +202,10 @@ def load_predictor(directory: str | os.PathLike[str]) -> FNOPredictor:
 def fit_fno_predictor(
     data: Any, model_config: Any, train_config: Any, *, method: str = "ensemble", members: int = 5,
     key: jax.Array, progress: bool = True, laplace_layers: tuple[str, ...] = ("proj2",),
-    info: dict[str, Any] | None = None,
+    info: dict[str, Any] | None = None, checkpoint_dir: Any = None, resume: Any = None,
 ) -> FNOPredictor:
-    """Train on data's train part (``operators.train.OperatorData``); see the module doc."""
+    """Train on data's train part (``operators.train.OperatorData``); see the module doc.
+    ``checkpoint_dir``/``resume``: checkpoints of the trained members (``train_fno_members``)."""
     from uncertainty.ensemble import fno_ensemble, train_fno_members
 
     m = check_members(members, "--members")
@@ -216,13 +217,15 @@ def fit_fno_predictor(
         model_config = dataclasses.replace(model_config, dropout=0.0)
     start = time.perf_counter()
     if method == "ensemble":
-        fit = fno_ensemble(data, model_config, train_config, members=m, key=key, progress=progress)
+        fit = fno_ensemble(data, model_config, train_config, members=m, key=key, progress=progress,
+                           checkpoint_dir=checkpoint_dir, resume=resume)
         params = fit.params
     else:
         from uncertainty.dropout import fno_apply_channel_dropout
 
         fit = train_fno_members(data, model_config, train_config, members=1, key=key, progress=progress,
-                                apply=fno_apply_channel_dropout if method == "mc_dropout" else None)
+                                apply=fno_apply_channel_dropout if method == "mc_dropout" else None,
+                                checkpoint_dir=checkpoint_dir, resume=resume)
         params = jax.tree.map(lambda a: a[0], fit.params)
     info = {**(info or {}), "network_train_s": fit.wall_time_s}  # the members' (or the network's) training
     model = fit.model

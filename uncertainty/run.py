@@ -62,6 +62,8 @@ def run_pinn(
     observations: Any = None,
     n_calibration: int | None = None,
     level: float = 0.95,
+    checkpoint_dir: Any = None,
+    resume: Any = None,
 ) -> xr.Dataset:
     """Train and predict on the grid t = linspace(0, t_end, nt), x = linspace(x_min, x_max, nx).
     ``member_batch``: see ``uncertainty.ensemble.train_pinn_members`` (the plain ensemble).
@@ -73,7 +75,10 @@ def run_pinn(
     (n_obs > 0), ``n_calibration`` of the n_obs observations held out from training (default
     n_obs // 4). Then ``u_std = c u_std_raw`` with c from split conformal on the observations
     (``observation_scale``): a new observation lies in u +- z_L sqrt(u_std^2 + noise^2) with
-    probability >= ``level``."""
+    probability >= ``level``.
+
+    ``checkpoint_dir``/``resume``: checkpoints of the members' training (``train_pinn_members``;
+    the plain ensemble and MC dropout)."""
     from pdes.exact import exact_solution
     from pdes.problems import problem_params
     from pdes.solution import solution_dataset
@@ -90,6 +95,8 @@ def run_pinn(
         raise ValueError(f"--n-obs must be >= 0, got {n_obs}")
     if gaussian_head and not n_obs:
         raise ValueError("--gaussian-head needs noisy observations (--n-obs N)")
+    if n_obs and (checkpoint_dir is not None or resume is not None):
+        raise ValueError("checkpoints (--checkpoint-dir, --resume) are not supported with noisy observations (--n-obs)")
     if observations is not None and n_obs:
         raise ValueError("give either --obs FILE (observations to calibrate on) or --n-obs N (noisy-data setting)")
     t = np.linspace(0.0, problem.t_end, nt)
@@ -135,7 +142,8 @@ def run_pinn(
     elif method == "ensemble":
         from uncertainty.ensemble import pinn_ensemble, predict_pinn_members
 
-        fit = pinn_ensemble(problem, config, members=m, key=key, progress=progress, member_batch=member_batch)
+        fit = pinn_ensemble(problem, config, members=m, key=key, progress=progress, member_batch=member_batch,
+                            checkpoint_dir=checkpoint_dir, resume=resume)
         samples = predict_pinn_members(fit.model, fit.params, t, x)
         label = "pinn_ensemble"
     else:
@@ -145,7 +153,8 @@ def run_pinn(
         if config.network.dropout <= 0:
             raise ValueError("--dropout must be > 0 for mc_dropout")
         train_key, draw_key = jax.random.split(key)
-        fit = train_pinn_members(problem, config, members=1, key=train_key, progress=progress)
+        fit = train_pinn_members(problem, config, members=1, key=train_key, progress=progress,
+                                 checkpoint_dir=checkpoint_dir, resume=resume)
         params = jax.tree.map(lambda a: a[0], fit.params)
         samples = pinn_dropout_draws(fit.model, params, t, x, draws=m, key=draw_key)
         extra["dropout"] = config.network.dropout
@@ -436,6 +445,8 @@ def run_fno(
     laplace_layers: tuple[str, ...] = ("proj2",),
     info: dict[str, Any] | None = None,
     return_predictor: bool = False,
+    checkpoint_dir: Any = None,
+    resume: Any = None,
 ) -> Any:
     """Train on data's train part; predict its test functions: dims (sample, x[, y]) (+ member).
 
@@ -444,7 +455,8 @@ def run_fno(
     calibration map (``calibration``: conformal, sigma_scaling or isotonic; "none" skips it) is
     fitted on them and applied: the file has ``u_std_raw``, the calibrated ``u_std`` and the
     whole-function bands ``u_band_90``/``u_band_95``. Without it ``u_std`` is the raw std.
-    ``return_predictor``: return (ds, predictor) (the predictor holds the map)."""
+    ``return_predictor``: return (ds, predictor) (the predictor holds the map).
+    ``checkpoint_dir``/``resume``: checkpoints of the training (``train_fno_members``)."""
     from uncertainty.calibration import METHODS as CAL_METHODS
     from uncertainty.calibration import apply_calibration
     from uncertainty.predictor import fit_fno_predictor
@@ -467,7 +479,8 @@ def run_fno(
     train_key, cal_key, test_key = jax.random.split(key, 3)
     start = time.perf_counter()
     predictor = fit_fno_predictor(data, model_config, train_config, method=method, members=m, key=train_key,
-                                  progress=progress, laplace_layers=laplace_layers, info=info)
+                                  progress=progress, laplace_layers=laplace_layers, info=info,
+                                  checkpoint_dir=checkpoint_dir, resume=resume)
     cmap = None
     if calibration != "none" and calibration_data is not None:
         cmap = fit_prediction_map(predictor, *calibration_data, periodic=data.periodic, method=calibration,
@@ -548,6 +561,8 @@ def run_from_args(args: Any) -> dict[str, Any]:
             observations=_read_observations(args.obs) if args.obs else None,
             n_calibration=args.n_calibration,
             level=args.level,
+            checkpoint_dir=args.checkpoint_dir,
+            resume=args.resume,
         )
     else:
         ds, predictor, cal_info = _run_fno_from_args(args, progress)
@@ -619,7 +634,7 @@ def _run_fno_from_args(args: Any, progress: bool) -> tuple[xr.Dataset, Any, dict
     ds, predictor = run_fno(data, mcfg, tcfg, method=args.method, members=args.members, seed=args.seed,
                             progress=progress, calibration_data=(task.a_cal, task.u_cal) if calibrate else None,
                             calibration=args.calibration, level=args.level, laplace_layers=layers, info=task.info,
-                            return_predictor=True)
+                            return_predictor=True, checkpoint_dir=args.checkpoint_dir, resume=args.resume)
     info: dict[str, Any] = {"n_train": int(data.a_train.shape[0]), "n_calibration": task.n_calibration,
                             "n_test": int(data.a_test.shape[0])}
     if predictor.calibration is not None:
