@@ -38,14 +38,7 @@ from typing import Any
 import numpy as np
 
 from operators.darcy import DARCY, darcy_coefficient, darcy_matrix, face_coefficients, solve_darcy
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
+from plumbing.machine import cpu_name
 
 
 def alternate(fns: dict[str, Callable[[], Any]], repeats: int) -> tuple[dict[str, float], dict[str, float]]:

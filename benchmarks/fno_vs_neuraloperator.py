@@ -35,13 +35,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+from plumbing.machine import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = ROOT / "benchmarks" / "_envs" / "neuralop"
@@ -206,14 +207,6 @@ def run(python: str, script: str, cfg: dict) -> dict:
     return res
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # Per problem: (train, test, stored points per axis, kept modes, width, padding).

@@ -37,6 +37,7 @@ from pdes.exact import exact_solution
 from pdes.problems import BURGERS, HEAT, OPERATOR_BURGERS, WAVE, Heat, Wave
 from pdes.solution import rel_l2
 from pdes.spectral import dealias_mask, solve_periodic_burgers, solve_spectral, wavenumbers
+from plumbing.machine import cpu_name
 
 RESULTS = Path(__file__).parent / "results" / "spectral.md"
 
@@ -70,16 +71,6 @@ def scipy_solve(u0: np.ndarray, nu: float, t_end: float, rtol: float, method: st
     if not sol.success:
         raise RuntimeError(f"solve_ivp failed: {sol.message}")
     return sol.y[:, -1], int(sol.nfev)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def accuracy_rows() -> list[tuple[str, str, float]]:

@@ -40,22 +40,13 @@ from pdes.spectral import (
     periodic_grid,
     solve_periodic_semilinear,
 )
+from plumbing.machine import cpu_name
 
 RESULTS = Path(__file__).parent / "results" / "spectral.md"
 BEGIN = "<!-- spectral_references.py: begin -->"
 END = "<!-- spectral_references.py: end -->"
 T_EVAL = np.linspace(0.0, 1.0, 100)
 X_EVAL = np.linspace(-1.0, 1.0, 256)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def timed(fn: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
