@@ -598,7 +598,8 @@ PDEBench's metrics (nRMSE, boundary bRMSE, fRMSE per frequency band).
 (under a minute of CPU time; the errors are those of a tiny training). `SCIML_QUICK=0`: 1000 + 200 functions, Darcy at 85 x 85 (the FNO paper's
 s = 85), 100 epochs."""),
 ("code", HEAD),
-("code", """import tempfile
+("code", """import json
+import tempfile
 from pathlib import Path
 
 import h5py
@@ -673,7 +674,7 @@ for name, (fmt, path, extra) in files.items():
     a0, u0 = (a_d, u_d) if "darcy" in name else (a_b, u_b)
     da = np.max(np.abs(ds.a.values - a0))
     du = np.max(np.abs(ds.u.values - u0))
-    keys = {k: v for k, v in __import__("json").loads(ds.attrs["source_keys"]).items() if k in ("a", "u")}
+    keys = {k: v for k, v in json.loads(ds.attrs["source_keys"]).items() if k in ("a", "u")}
     print(f"{name:24s} {str(ds.a.shape):>14s} {da:13.1e} {du:13.1e} {ds.attrs['periodic']:>9d}  {keys}")
     assert da == 0 and du == 0"""),
 ("md", """## Train on the imports
@@ -681,18 +682,17 @@ for name, (fmt, path, extra) in files.items():
 An FNO on the imported PDEBench Burgers file and one on the imported MATLAB v7.3 Darcy file. The
 Darcy data are not periodic (u = 0 on the boundary): the import records `periodic = 0` and
 training pads by default. `evaluate` reports PDEBench's metrics on the test functions."""),
-("code", """results = {}
+("code", """results, predictions = {}, {}
 for name in ("pdebench 1D (burgers)", "fno-mat v7.3 (darcy)"):
     ds = imported[name]
     model, history = train_fno(ds, FNOConfig(width=32), TrainConfig(epochs=epochs, batch_size=16), progress=False)
-    rows, _ = evaluate(model, ds)
+    rows, predictions[name] = evaluate(model, ds)
     results[name] = rows[0]
 keys = ["rel_l2", "nrmse", "brmse", "frmse_low", "frmse_mid", "frmse_high", "max_abs"]
 print(f"{'metric':12s}" + "".join(f"{n:>24s}" for n in results))
 for k in keys:
     print(f"{k:12s}" + "".join(f"{r[k]:24.3e}" for r in results.values()))"""),
-("code", """ds = imported["fno-mat v7.3 (darcy)"]
-_, pred = evaluate(model, ds)
+("code", """pred = predictions["fno-mat v7.3 (darcy)"]
 i = 0
 fig, axes = plt.subplots(1, 4, figsize=(15, 3.3), constrained_layout=True)
 for ax, (title, field) in zip(axes, [("a (coefficient)", pred.a[i]), ("u (reference)", pred.u_true[i]),
@@ -706,8 +706,8 @@ plt.show()"""),
 ```bash
 python -m operators import piececonst_r421_N1024_smooth1.mat --format fno-mat --subsample 5 \\
     --n-train 1000 --n-test 200 --out darcy85.nc
-python -m operators train --data darcy85.nc --out runs/darcy
-python -m operators evaluate runs/darcy --data darcy85.nc --json
+python -m operators train darcy85.nc --out runs/darcy
+python -m operators evaluate runs/darcy darcy85.nc --json
 ```"""),
 ])
 

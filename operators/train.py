@@ -51,6 +51,8 @@ from operators.models import FNO, FNOConfig, functional
 __all__ = [
     "OperatorData",
     "TrainConfig",
+    "check_resumable",
+    "checkpoint_due",
     "h1_loss",
     "load_operator_data",
     "make_optimizer",
@@ -460,6 +462,19 @@ def train_fno(
         feed.close()
 
 
+
+def checkpoint_due(epochs_done: int, tcfg: TrainConfig) -> bool:
+    """Whether a run that has just finished ``epochs_done`` epochs saves a checkpoint: every
+    ``checkpoint_every`` epochs and at the last."""
+    return epochs_done % tcfg.checkpoint_every == 0 or epochs_done == tcfg.epochs
+
+
+def check_resumable(where: str | Path, epochs_done: int, tcfg: TrainConfig) -> None:
+    """ValueError when a checkpoint at ``epochs_done`` leaves nothing to train for ``tcfg.epochs``."""
+    if epochs_done >= tcfg.epochs:
+        raise ValueError(f"the checkpoint in {str(where)!r} is at epoch {epochs_done}, not before --epochs "
+                         f"{tcfg.epochs}: nothing to resume")
+
 def _train(feed: _MemoryFeed | _StreamFeed, model_config: FNOConfig | None, tcfg: TrainConfig, *,
            out: str | Path | None, resume: bool, callback: Callable[[dict[str, Any]], None] | None,
            progress: bool) -> tuple[FNO, list[dict[str, Any]]]:
@@ -481,9 +496,7 @@ def _train(feed: _MemoryFeed | _StreamFeed, model_config: FNOConfig | None, tcfg
         _, params_t = functional(model)
         model, opt_state, meta = load_checkpoint(out, tx.init(params_t))
         start_epoch, history = int(meta["epoch"]), list(meta.get("history", []))
-        if start_epoch >= tcfg.epochs:
-            raise ValueError(f"the checkpoint in {str(out)!r} is at epoch {start_epoch}, not before --epochs "
-                             f"{tcfg.epochs}: nothing to resume")
+        check_resumable(out, start_epoch, tcfg)
     else:
         check_modes(mcfg.modes, feed.spatial)
         model = FNO(mcfg, rngs=nnx.Rngs(tcfg.seed))
@@ -516,7 +529,7 @@ def _train(feed: _MemoryFeed | _StreamFeed, model_config: FNOConfig | None, tcfg
                 kept = f"; the checkpoint in {str(out)!r} keeps the last one saved" if out is not None else ""
                 raise Failure(f"training diverged at epoch {epoch + 1} (loss {train_loss}){kept}")
             history.append(rec)
-            if out is not None and ((epoch + 1) % tcfg.checkpoint_every == 0 or last):
+            if out is not None and checkpoint_due(epoch + 1, tcfg):
                 nnx.update(model, jax.device_get(params))  # collective: every process saves
                 save_checkpoint(out, model, jax.device_get(opt_state), run_config=run_config,
                                 epoch=epoch + 1, history=history)

@@ -252,7 +252,7 @@ def train_fno_members(
     from flax import nnx
 
     from operators.models import FNO, functional
-    from operators.train import make_optimizer, make_train_epoch
+    from operators.train import check_resumable, checkpoint_due, make_optimizer, make_train_epoch
     from plumbing.distributed import gathered, put
 
     if isinstance(members, bool) or not isinstance(members, int | np.integer) or members < 1:
@@ -300,16 +300,16 @@ def train_fno_members(
                 "normalization": [float(getattr(template, n).get_value()) for n in ("a_mean", "a_std", "u_mean", "u_std")],
                 "seed_key": np.asarray(jax.random.key_data(key)).tolist(), "batch_size": int(train_config.batch_size)}
     first = 0
-    if resume is not None:
-        from plumbing.checkpoint import restore
+    if resume is not None:  # the run and the epoch checked on the meta, before any array is read
+        from plumbing.checkpoint import check_meta, read_meta, restore
 
-        got, meta = restore(resume, {"state": (params, opt_state)}, expect=identity)
-        params, opt_state = got["state"]
+        meta = read_meta(resume)
+        check_meta(meta, identity, repr(str(resume)))
         first = int(meta["epoch"])
+        check_resumable(resume, first, train_config)
+        got, _ = restore(resume, {"state": (params, opt_state)}, step=meta["step"])
+        params, opt_state = got["state"]
         history = [np.asarray(h, dtype=np.float64) for h in meta["history"]]
-        if first >= train_config.epochs:
-            raise ValueError(f"the checkpoint in {str(resume)!r} is at epoch {first}, not before --epochs "
-                             f"{train_config.epochs}: nothing to resume")
     bar = _bar(train_config.epochs, f"FNO ensemble x{m}", progress)
     bar.unit = "epoch"
     bar.update(first)
@@ -321,7 +321,7 @@ def train_fno_members(
         history.append(last)
         bar.update(1)
         bar.set_postfix(loss=f"{float(np.median(last)):.3e}")
-        if checkpoint_dir is not None and ((e + 1) % train_config.checkpoint_every == 0 or e + 1 == train_config.epochs):
+        if checkpoint_dir is not None and checkpoint_due(e + 1, train_config):
             from plumbing.checkpoint import save
 
             save(checkpoint_dir, e + 1, {"state": (params, opt_state)},
