@@ -31,6 +31,11 @@ os.environ.setdefault("SCIML_JAX_CACHE", "off")
 # share one compilation cache for the session, so a program compiled by one (a PINN preset's
 # chunk in a notebook and in a test) is loaded by the others. Set before JAX is imported.
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+# Every program is cached, not only those that took a second to compile (JAX's default): the
+# many small ones (initialisers, random draws, metrics) recur in every notebook kernel and
+# subprocess, and reading one back is cheaper than compiling it again.
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     import atexit
     import shutil

@@ -69,6 +69,10 @@ def test_kernel_runs_this_interpreter():
 def test_notebook_runs_top_to_bottom(path, monkeypatch):
     monkeypatch.setenv("SCIML_QUICK", "1")
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    # one compute thread per kernel, as in the suite's own processes (tests/conftest.py): torch's
+    # and BLAS's default of one per core made notebook 06 4-5x slower beside the other worker
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.setenv(var, "1")
     book = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         book, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK_DIR)}}

@@ -284,7 +284,8 @@ def test_members_sharded_over_two_cpu_devices_train_like_unsharded():
     import subprocess
     import sys
 
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    flags = f"--xla_force_host_platform_device_count=2 {os.environ.get('XLA_FLAGS', '')}"  # and the suite's thread flags
+    env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu")
     out = subprocess.run(
         [sys.executable, "-c", SHARD_SCRIPT], env=env, capture_output=True, text=True, timeout=300
     )

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pdes.pinn.phases import member_mesh, shard_members
+from pdes.pinn.phases import init_members, member_mesh, shard_members
 
 __all__ = [
     "EnsembleFit",
@@ -168,8 +168,8 @@ def train_pinn_members(
     start = time.perf_counter()
     # a float64 config trains in float64 from the start, as pdes.pinn.train does
     with x64_if(config.network.dtype == "float64"):
-        params = jax.jit(jax.vmap(pinn.init))(jax.random.split(init_key, m))
-        state = jax.jit(jax.vmap(pinn.init_train_state))(params, jax.random.split(train_key, m))
+        params = init_members(pinn.init, jax.random.split(init_key, m))
+        state = jax.vmap(pinn.init_train_state)(params, jax.random.split(train_key, m))
         dtype = jax.tree.leaves(params)[0].dtype
     state = shard_members(state, mesh)
     qn_keys = jax.random.split(qn_key, m)
@@ -276,12 +276,10 @@ def train_fno_members(
     init_key, train_key = jax.random.split(key)
     mesh = member_mesh(m) if shard else None
 
-    def init(k: jax.Array) -> Any:
-        return nnx.split(FNO(cfg, rngs=nnx.Rngs(k)), nnx.Param, ...)[1]
-
     start = time.perf_counter()
-    params = jax.jit(jax.vmap(init))(jax.random.split(init_key, m))
-    opt_state = jax.jit(jax.vmap(tx.init))(params)
+    params = init_members(lambda k: nnx.split(FNO(cfg, rngs=nnx.Rngs(k)), nnx.Param, ...)[1],
+                          jax.random.split(init_key, m))
+    opt_state = jax.vmap(tx.init)(params)
     params, opt_state = shard_members((params, opt_state), mesh)
     epoch = make_train_epoch(
         apply, tx, batch_size=train_config.batch_size, loss=train_config.loss, dropout=cfg.dropout > 0

@@ -135,7 +135,7 @@ def _train_noisy(pinn: Any, obs: Observations, m: int, key: jax.Array, gaussian_
 
     mesh = member_mesh(m) if shard else None
     start = time.perf_counter()
-    state = shard_members(jax.jit(jax.vmap(init))(jax.random.split(key, m)), mesh)
+    state = shard_members(jax.vmap(init)(jax.random.split(key, m)), mesh)  # eager: runs once, compiling it cost more
     chunk = int(chunk or min(config.run.log_every, config.adam.steps))
     compiled: dict[int, Callable] = {}
     history: list[np.ndarray] = []
