@@ -123,7 +123,7 @@ the heat PINN then reaches about 5e-3, the wave PINN is still far off (it needs 
 ("code", """from pdes import HEAT, WAVE, compare, solve
 
 runs = {}
-quick_steps = {"heat": 300, "wave": 500}  # Adam steps in QUICK mode, then 50 quasi-Newton steps
+quick_steps = {"heat": 300, "wave": 200}  # Adam steps in QUICK mode, then 50 quasi-Newton steps
 for problem in (HEAT, WAVE):
     quick = {"adam.steps": quick_steps[problem.name], "qn.steps": 50, "run.log_every": 50} if QUICK else None
     pinn = solve(problem, "pinn", nx=128, nt=101, preset="fast", overrides=quick, progress=False)

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pdes.spectral import ETDRK4Coeffs, etdrk4_coeffs, etdrk4_step
+from pdes.spectral import ETDRK4Coeffs, coefficient_table, etdrk4_step
 
 __all__ = ["fno_forcing", "solve_navier_stokes"]
 
@@ -110,9 +110,8 @@ def solve_navier_stokes(
     gaps = t - starts
     counts = tuple(int(max(1, math.ceil(g / dt - 1e-9))) for g in gaps)
     lin = (-nu * lap).ravel()
-    per = [etdrk4_coeffs(lin, g / c) for g, c in zip(gaps, counts, strict=True)]
-    coeffs = ETDRK4Coeffs(*(np.stack([getattr(c, fld) for c in per]).reshape(len(per), n, n // 2 + 1)
-                            for fld in ETDRK4Coeffs._fields))
+    table, which = coefficient_table(lin, np.asarray(gaps) / np.asarray(counts))
+    coeffs = ETDRK4Coeffs(*(a[which].reshape(len(counts), n, n // 2 + 1) for a in table))
     with jax.enable_x64(True):
         out = _trajectories(jnp.asarray(w0), jax.tree.map(jnp.asarray, coeffs), jnp.asarray(np.fft.rfft2(f)),
                             jnp.asarray(kx), jnp.asarray(ky), jnp.asarray(inv_lap), jnp.asarray(mask), n, counts)

@@ -1,7 +1,7 @@
 """python -m workbench demo --quick and figures: every step runs, writes its files and reports its errors.
 
 The full demo (``make demo``) trains longer; this checks the same code path with tiny trainings
-(``--quick``: PINN 100 + 20 steps, FNO 4 epochs, a 2-member ensemble), so the error bounds
+(``--quick``: PINN 100 + 100 steps, FNO 4 epochs, a 2-member ensemble), so the error bounds
 below are loose sanity bounds, not accuracy claims.
 """
 

@@ -31,8 +31,9 @@ CAL_FULL = (4, 40)
 CAL_QUICK = (2, 6)
 CAL_FUNCTIONS = 64
 CAL_FUNCTIONS_QUICK = 25
-# PINN on Burgers: the "fast" preset; quick mode trims its steps.
-PINN_QUICK = {"adam.steps": 100, "qn.steps": 20, "run.log_every": 50}
+# PINN on Burgers: the "fast" preset; quick mode trims its steps (chunks of 100 steps, as in
+# notebook 01's quick mode: the two share their compiled programs through the compilation cache).
+PINN_QUICK = {"adam.steps": 100, "qn.steps": 100, "run.log_every": 100}
 
 
 def fno_cache_dirs(out: Path) -> list[Path]:
@@ -82,7 +83,7 @@ def demo_reference(out: Path, quick: bool = False) -> list[dict[str, Any]]:
 
 
 def demo_pinn(out: Path, quick: bool = False) -> list[dict[str, Any]]:
-    """Burgers preset by a PINN (preset "fast"; --quick: 100 + 20 steps), compared with Cole–Hopf."""
+    """Burgers preset by a PINN (preset "fast"; --quick: 100 + 100 steps), compared with Cole–Hopf."""
     from pdes.plotting import plot_solution
     from pdes.solution import compare, write_dataset
     from pdes.solve import solve
