@@ -462,7 +462,6 @@ def train_fno(
         feed.close()
 
 
-
 def checkpoint_due(epochs_done: int, tcfg: TrainConfig) -> bool:
     """Whether a run that has just finished ``epochs_done`` epochs saves a checkpoint: every
     ``checkpoint_every`` epochs and at the last."""
@@ -474,6 +473,7 @@ def check_resumable(where: str | Path, epochs_done: int, tcfg: TrainConfig) -> N
     if epochs_done >= tcfg.epochs:
         raise ValueError(f"the checkpoint in {str(where)!r} is at epoch {epochs_done}, not before --epochs "
                          f"{tcfg.epochs}: nothing to resume")
+
 
 def _train(feed: _MemoryFeed | _StreamFeed, model_config: FNOConfig | None, tcfg: TrainConfig, *,
            out: str | Path | None, resume: bool, callback: Callable[[dict[str, Any]], None] | None,

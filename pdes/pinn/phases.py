@@ -233,7 +233,7 @@ def pinn_phases(pinn: PINN, *, qn_key: Callable[[int], jax.Array], obs: Mapping[
         # with a mesh the placeholders are placed as the chunks return them (members sharded),
         # so the first chunk does not compile a program for replicated inputs that no later chunk uses
         out = None if mesh is None else NamedSharding(mesh, P("member"))
-        return programs.get(pinn, ("init_qn", mesh is not None, *tag),
+        return programs.get(pinn, ("init_qn", mesh, *tag),
                             lambda: jax.jit(jax.vmap(pinn.init_qn), out_shardings=out))
 
     def qn_enter(state: TrainState) -> QNState:
@@ -257,7 +257,7 @@ def pinn_phases(pinn: PINN, *, qn_key: Callable[[int], jax.Array], obs: Mapping[
             metrics = {**metrics, "loss": jnp.where(ok, metrics["loss"], jnp.nan)}
             return pick(new_p, p), pick(new_o, o), pick(new_b, b), metrics
 
-        return programs.get(pinn, ("qn", n, member_batch, mesh is not None, *tag),
+        return programs.get(pinn, ("qn", n, member_batch, mesh, *tag),
                             lambda: jax.jit(_map_members(guarded, member_batch, mesh, obs_axis)))
 
     def qn_advance(state: QNState, k: int, n: int, first: bool) -> tuple[QNState, dict]:
