@@ -30,7 +30,12 @@ os.environ.setdefault("SCIML_JAX_CACHE", "off")
 # subprocesses) computes on one XLA thread, so they do not oversubscribe the cores, and they
 # share one compilation cache for the session, so a program compiled by one (a PINN preset's
 # chunk in a notebook and in a test) is loaded by the others. Set before JAX is imported.
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+# The suite's programs are small and run briefly: compiling them is most of its time, so they
+# are compiled for compile speed (LLVM at -O0, the classic fusion emitters: about half the
+# compile time, measured on this 2-core CPU) rather than run speed. Numbers may differ from an
+# optimised build in the last bits; no test depends on that.
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false "
+                                   "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 # Every program is cached, not only those that took a second to compile (JAX's default): the
 # many small ones (initialisers, random draws, metrics) recur in every notebook kernel and
 # subprocess, and reading one back is cheaper than compiling it again.

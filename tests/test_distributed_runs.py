@@ -137,6 +137,7 @@ def test_pinn_collocation_points_sharded_over_two_processes_follow_the_one_proce
     run = launch("pdes", *args, "--out", str(tmp_path / "two.nc"))
     assert run.returncode == 0, run.stderr[-2000:]
     one, two = xr.open_dataset(tmp_path / "one.nc"), xr.open_dataset(tmp_path / "two.nc")
-    # float64 preset: only the order of the residual's sums differs (~1e-15 per step)
-    np.testing.assert_allclose(two["history_loss"], one["history_loss"], rtol=1e-9)
-    np.testing.assert_allclose(two["u"], one["u"], rtol=1e-9, atol=1e-12)
+    # float64 preset: only the order of the residual's sums differs (~1e-15 per step; Adam's
+    # normalised steps carry it to ~5e-9 after 20 steps in the suite's -O0 build)
+    np.testing.assert_allclose(two["history_loss"], one["history_loss"], rtol=1e-7)
+    np.testing.assert_allclose(two["u"], one["u"], rtol=1e-7, atol=1e-10)

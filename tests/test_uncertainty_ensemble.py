@@ -272,8 +272,9 @@ cfg = get_config("heat", "fast").updated({"network.width": 8, "network.depth": 2
 pinns = [train_pinn_members(HEAT, cfg, members=4, key=jax.random.key(0), progress=False, shard=s, member_batch=b)
          for s, b in ((False, 4), (True, 1))]
 assert len(jax.tree.leaves(pinns[1].params)[0].sharding.device_set) == 2
+# float64: batched and per-member matmuls round differently (~1e-16), 30 steps carry it to ~1e-7
 for x, y in zip(jax.tree.leaves(pinns[0].params), jax.tree.leaves(pinns[1].params)):
-    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-9)
 print("same")
 """
 
