@@ -520,8 +520,8 @@ LEVELS: dict[str, dict[str, PINNConfig]] = {
                                          "qn.resample_every": 2000, "run.log_every": 1000}),
     },
     "kdv": {
-        "fast": _KDV.updated({"adam.steps": 2000, "qn.steps": 2000, "qn.resample_every": 1000, "run.log_every": 250}),
-        "accurate": _KDV.updated({"adam.steps": 3000, "qn.steps": 10000, "qn.resample_every": 2000,
+        "fast": _KDV.updated({"adam.steps": 1000, "qn.steps": 4000, "qn.resample_every": 1000, "run.log_every": 250}),
+        "accurate": _KDV.updated({"adam.steps": 1000, "qn.steps": 20000, "qn.resample_every": 2000,
                                   "run.log_every": 1000}),
     },
     "heat": {
