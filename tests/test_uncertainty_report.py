@@ -134,3 +134,16 @@ def test_bad_prediction_files_exit_2_with_one_line(tmp_path, capsys, edit, messa
 def test_missing_file_exits_2(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope.nc"), "--out", str(tmp_path / "r")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_report_figures_keep_the_callers_backend_and_pyplot_state(tmp_path):
+    """make_report draws on Figure objects: a notebook's backend is never switched and pyplot
+    gains no open figures (issue 17, deliverable 8)."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    backend, open_before = matplotlib.get_backend(), plt.get_fignums()
+    make_report(known_calibration(1.0), tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*.png"))  # the figures were drawn
+    assert matplotlib.get_backend() == backend
+    assert plt.get_fignums() == open_before

@@ -112,28 +112,28 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(stats.spearmanr(a, b).statistic)
 
 
+def _subplots(*args: Any, figsize: tuple[float, float], **kwargs: Any) -> tuple[Any, Any]:
+    """A figure of its own (``matplotlib.figure.Figure``: no pyplot state, no backend switch) and its axes."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
+
+
 def _png(fig: Any, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
 
 
 def _figures(
     ds: xr.Dataset, out: Path, *, operator: bool, m: dict[str, float], expected, observed, cov, raw_observed=None
 ) -> dict[str, str]:
     """Draw every PNG; return {file name: caption}."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     u, s, y = (np.asarray(ds[v], dtype=np.float64) for v in ("u", "u_std", "u_true"))
     err = u - y
     captions: dict[str, str] = {}
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="ideal")
     if raw_observed is not None:
         ax.plot(expected, raw_observed, color="0.5", lw=1.5, ls="-.", label="raw (u_std_raw)")
@@ -158,7 +158,7 @@ def _figures(
     _png(fig, out / "reliability.png")
     captions["reliability.png"] = "Reliability diagram; the shaded area is the gap to the diagonal."
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = _subplots(figsize=(6, 3.5))
     levels = list(cov)
     xs = np.arange(len(levels))
     ax.bar(xs - 0.2, [lv for lv in levels], width=0.4, color="0.7", label="nominal")
@@ -180,7 +180,7 @@ def _figures(
     _png(fig, out / "coverage.png")
     captions["coverage.png"] = "Observed vs nominal coverage of central Gaussian intervals, with mean widths."
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = _subplots(figsize=(5, 3.5))
     ax.hist(pit(u, s, y), bins=20, range=(0, 1), density=True, color="C0", alpha=0.8)
     ax.axhline(1.0, color="k", ls="--", lw=1, label="uniform (calibrated)")
     ax.set_xlabel("PIT = Phi((u_true - u) / u_std)")
@@ -190,7 +190,7 @@ def _figures(
     _png(fig, out / "pit.png")
     captions["pit.png"] = "Probability integral transform histogram."
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = _subplots(figsize=(5, 3.5))
     ax.hist(s.ravel(), bins=50, color="C2", alpha=0.8)
     ax.axvline(m["sharpness"], color="k", ls="--", label=f"sharpness {m['sharpness']:.3g}")
     ax.set_xlabel("predictive std u_std")
@@ -201,7 +201,7 @@ def _figures(
     captions["sharpness.png"] = "Histogram of predictive standard deviations; sharpness = RMS of u_std."
 
     rho = spearman(np.abs(err), s)
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _subplots(figsize=(5, 5))
     rng = np.random.default_rng(0)
     idx = rng.permutation(err.size)[: min(err.size, 20_000)]
     ae, sv = np.abs(err).ravel()[idx], s.ravel()[idx]
@@ -231,7 +231,7 @@ def _figures(
         ycoord = np.asarray(ds[dims[0]]) if dims[0] in ds.coords else np.arange(e2.shape[0])
         xcoord = np.asarray(ds[dims[1]]) if dims[1] in ds.coords else np.arange(e2.shape[1])
         vmax = float(max(e2.max(), s2.max()))
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+        fig, axes = _subplots(1, 2, figsize=(10, 4), sharey=True)
         for ax, field, title in ((axes[0], e2, "|u - u_true|"), (axes[1], s2, "u_std")):
             im = ax.pcolormesh(xcoord, ycoord, field, shading="auto", vmin=0, vmax=vmax, cmap="magma")
             ax.set_title(title)
@@ -243,7 +243,7 @@ def _figures(
             f"Absolute error and predictive std over ({dims[0]}, {dims[1]}), one colour scale."
         )
     else:  # 1-D data: profiles
-        fig, ax = plt.subplots(figsize=(6, 3.5))
+        fig, ax = _subplots(figsize=(6, 3.5))
         ax.plot(np.abs(err), label="|error|")
         ax.plot(s, label="u_std")
         ax.legend()
@@ -252,7 +252,7 @@ def _figures(
 
     if operator:
         fc = function_coverage(u, s, y, 0.95)
-        fig, ax = plt.subplots(figsize=(5, 3.5))
+        fig, ax = _subplots(figsize=(5, 3.5))
         ax.hist(fc, bins=np.linspace(0, 1, 41), color="C4")
         ax.axvline(0.95, color="k", ls="--", label="95% of points")
         ax.set_xlabel("share of a function's points inside its 95% band")
