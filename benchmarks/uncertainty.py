@@ -16,11 +16,12 @@
     Laplace fit, prediction).
 (d) shift (``--only shift``): the same three methods trained on Burgers at ``--nx`` (256)
     points, calibrated there, then ``uncertainty.shift.shift_report``: resolution, input and
-    parameter shift.
+    parameter shift. ``--nu-range LO HI``: trained over viscosities (a nu input channel), so
+    the models see the parameter shift.
 
     python benchmarks/uncertainty.py [--members 8] [--steps 300] [--n 1000000] [--json]
     python benchmarks/uncertainty.py --only methods --operator burgers [--nx 64 --n-train 256 --n-calibration 1024 --n-test 512]
-    python benchmarks/uncertainty.py --only shift --nx 256 [--shift-n-test 128]
+    python benchmarks/uncertainty.py --only shift --nx 256 [--shift-n-test 128] [--nu-range 0.08 0.125]
 """
 
 from __future__ import annotations
@@ -278,8 +279,13 @@ def _task(args) -> tuple:
         task = load_fno_task(path)
         mcfg = FNOConfig(dim=2, modes=args.modes or 8, width=args.width or 24)
     else:
+        import dataclasses
+
+        from pdes.problems import OPERATOR_BURGERS
+
+        problem = dataclasses.replace(OPERATOR_BURGERS, nu_range=tuple(args.nu_range)) if args.nu_range else None
         task = generate_fno_task(n_train=args.n_train, n_calibration=args.n_calibration, n_test=args.n_test,
-                                 nx=args.nx or 64, seed=0)
+                                 nx=args.nx or 64, seed=0, problem=problem)
         mcfg = FNOConfig(modes=args.modes or 12, width=args.width or 32)
     tcfg = TrainConfig(epochs=args.fno_epochs, batch_size=16, lr=3e-3, data_parallel=False)
     return task, mcfg, tcfg
@@ -314,7 +320,7 @@ def bench_methods(args) -> dict:
 
     task, mcfg, tcfg = _task(args)
     d = task.data
-    out: dict = {"problem": args.operator, "grid": list(d.a_train.shape[1:]), "n_train": int(d.a_train.shape[0]),
+    out: dict = {"problem": args.operator, "grid": list(d.spatial), "n_train": int(d.a_train.shape[0]),
                  "n_calibration": task.n_calibration, "n_test": int(d.a_test.shape[0]), "epochs": tcfg.epochs,
                  "model": mcfg.to_dict(), "methods": {}}
     for method in args.methods:
@@ -361,7 +367,8 @@ def bench_shift(args) -> dict:
     from uncertainty.shift import shift_report
 
     task, mcfg, tcfg = _task(args)
-    out: dict = {"train_nx": int(task.data.a_train.shape[1]), "n_train": int(task.data.a_train.shape[0]),
+    out: dict = {"train_nx": int(task.data.spatial[0]), "n_train": int(task.data.a_train.shape[0]),
+                 "nu_range": args.nu_range,
                  "n_calibration": task.n_calibration, "epochs": tcfg.epochs, "methods": {}}
     for method in args.methods:
         pred, _ = _fit_method(task, mcfg, tcfg, method, args)
@@ -406,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--draws", type=int, default=32, help="methods/shift: dropout draws and Laplace samples")
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--shift-n-test", type=int, default=128)
+    p.add_argument("--nu-range", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="methods/shift on Burgers: each function's nu log-uniform on [LO, HI], an input channel")
     p.add_argument("--save-models", action="store_true", help="shift: keep the models in --workdir")
     p.add_argument("--workdir", default="out/bench_uncertainty", help="data and models of methods/shift")
     p.add_argument("--json", action="store_true")

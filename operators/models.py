@@ -11,9 +11,10 @@ periodic grid of [0, 1)^d to outputs ``u: (batch, *spatial)``:
 prior for a translation-invariant operator on a periodic domain such as the heat kernel).
 ``modes`` counts kept frequencies per axis, |k| <= modes - 1 (see ``operators.layers``).
 The normalisation is by scalar means and standard deviations of the training inputs and
-targets (kept as non-trainable ``Normalizer`` variables), not per grid point, so the model
-is the same function at every resolution: a model trained on one grid evaluates on any
-other grid that resolves ``modes`` frequencies.
+targets (kept as non-trainable ``Normalizer`` variables; one pair per input channel when
+``in_channels`` > 1, e.g. u0 and a constant channel holding a coefficient such as the
+viscosity), not per grid point, so the model is the same function at every resolution: a
+model trained on one grid evaluates on any other grid that resolves ``modes`` frequencies.
 
 Pure functional path (ensembles, MC dropout, data-parallel training)::
 
@@ -35,11 +36,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from operators.layers import SpectralConv, check_modes
 
-__all__ = ["FNO", "FNOConfig", "Normalizer", "functional", "param_count"]
+__all__ = ["FNO", "FNOConfig", "Normalizer", "functional", "input_statistics", "normalization_values", "param_count"]
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,31 @@ NONPERIODIC_PADDING = 0.1
 
 
 class Normalizer(nnx.Variable):
-    """Non-trainable normalisation constants (scalar mean and std of a or u)."""
+    """Non-trainable normalisation constants (mean and std of a, per input channel, or of u)."""
+
+
+def input_statistics(a: np.ndarray, in_channels: int = 1) -> tuple[Any, Any]:
+    """(mean, std) of training inputs a (samples, *spatial[, channels]): scalars for one channel,
+    else one per channel (lists). The std of a constant channel (zero up to rounding: <= 1e-6 of
+    its mean) becomes 1, so other values of it are not blown up."""
+    def std(s: float, m: float) -> float:
+        return s if s > 1e-6 * abs(m) and s > 0 else 1.0
+
+    a = np.asarray(a, dtype=np.float64)
+    if in_channels == 1:
+        return float(a.mean()), std(float(a.std()), float(a.mean()))
+    flat = a.reshape(-1, in_channels)
+    means = [float(v) for v in flat.mean(axis=0)]
+    return means, [std(float(s), m) for s, m in zip(flat.std(axis=0), means, strict=True)]
+
+
+def normalization_values(model: FNO) -> tuple[Any, Any, float, float]:
+    """(a_mean, a_std, u_mean, u_std) of a model, JSON-able (lists for per-channel inputs)."""
+    def value(v: Any) -> Any:
+        arr = np.asarray(v.get_value(), dtype=np.float64)
+        return float(arr) if arr.ndim == 0 else [float(x) for x in arr]
+
+    return value(model.a_mean), value(model.a_std), value(model.u_mean), value(model.u_std)
 
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -155,7 +181,8 @@ def _dropout(x: jax.Array, rate: float, key: jax.Array | None, per_function: boo
 
 class FNO(nnx.Module):
     """Fourier neural operator (see module doc). ``model(a)``: a (batch, *spatial) or
-    (batch, *spatial, in_channels) -> u (batch, *spatial) or (..., out_channels)."""
+    (batch, *spatial, in_channels) -> u (batch, *spatial) or (..., out_channels); a scalar
+    output keeps a channel axis only for one-channel inputs given with theirs."""
 
     def __init__(self, config: FNOConfig, *, rngs: nnx.Rngs):
         if config.modes is None or config.width is None:
@@ -168,18 +195,25 @@ class FNO(nnx.Module):
         self.pointwise = nnx.List([nnx.Linear(c.width, c.width, rngs=rngs) for _ in range(c.depth)])
         self.proj1 = nnx.Linear(c.width, c.proj_hidden, rngs=rngs)
         self.proj2 = nnx.Linear(c.proj_hidden, c.out_channels, rngs=rngs)
-        self.a_mean = Normalizer(jnp.zeros((), jnp.float32))
-        self.a_std = Normalizer(jnp.ones((), jnp.float32))
+        per_channel = (c.in_channels,) if c.in_channels > 1 else ()
+        self.a_mean = Normalizer(jnp.zeros(per_channel, jnp.float32))
+        self.a_std = Normalizer(jnp.ones(per_channel, jnp.float32))
         self.u_mean = Normalizer(jnp.zeros((), jnp.float32))
         self.u_std = Normalizer(jnp.ones((), jnp.float32))
 
-    def set_normalization(self, a_mean: float, a_std: float, u_mean: float, u_std: float) -> None:
-        """Store the training data's scalar statistics (call before training)."""
+    def set_normalization(self, a_mean: Any, a_std: Any, u_mean: float, u_std: float) -> None:
+        """Store the training data's statistics (call before training): scalars, and for
+        in_channels > 1 one a_mean / a_std per input channel (``input_statistics``)."""
         for name, v in (("a_std", a_std), ("u_std", u_std)):
-            if not v > 0:
+            if not np.all(np.asarray(v) > 0):
                 raise ValueError(f"{name} must be positive, got {v!r}")
-        self.a_mean.value = jnp.asarray(a_mean, jnp.float32)
-        self.a_std.value = jnp.asarray(a_std, jnp.float32)
+        shape = self.a_mean.value.shape
+        for name, v in (("a_mean", a_mean), ("a_std", a_std)):
+            if np.shape(v) not in (shape, ()):
+                raise ValueError(f"{name} has shape {np.shape(v)}; this model has {self.config.in_channels} "
+                                 f"input channel(s)")
+        self.a_mean.value = jnp.broadcast_to(jnp.asarray(a_mean, jnp.float32), shape)
+        self.a_std.value = jnp.broadcast_to(jnp.asarray(a_std, jnp.float32), shape)
         self.u_mean.value = jnp.asarray(u_mean, jnp.float32)
         self.u_std.value = jnp.asarray(u_std, jnp.float32)
 
@@ -192,6 +226,9 @@ class FNO(nnx.Module):
         x = (a[..., None] if squeeze else a).astype(jnp.float32)
         if x.ndim != c.dim + 2:
             raise ValueError(f"FNO with dim={c.dim} takes (batch, *{c.dim} spatial axes[, channels]), got {a.shape}")
+        if x.shape[-1] != c.in_channels:
+            raise ValueError(f"this FNO takes {c.in_channels} input channel(s) (batch, *spatial, {c.in_channels}); "
+                             f"got inputs of shape {a.shape}")
         spatial = x.shape[1:-1]
         check_modes(c.modes, spatial)
         x = (x - self.a_mean.value) / self.a_std.value
@@ -213,7 +250,7 @@ class FNO(nnx.Module):
         x = _dropout(act(self.proj1(x)), c.dropout, keys[-1], per_function)
         x = self.proj2(x)
         u = x * self.u_std.value + self.u_mean.value
-        return u[..., 0] if squeeze and c.out_channels == 1 else u
+        return u[..., 0] if c.out_channels == 1 and (squeeze or c.in_channels > 1) else u
 
 
 def functional(model: FNO) -> tuple[Callable[..., jax.Array], nnx.State]:

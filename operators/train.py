@@ -137,7 +137,9 @@ class TrainConfig:
 
 @dataclass
 class OperatorData:
-    """Train and test arrays, float32: a_*, u_*: (samples, *spatial). ``periodic``: whether the
+    """Train and test arrays, float32: a_*, u_*: (samples, *spatial); inputs may carry a last
+    channel axis, a_*: (samples, *spatial, channels) (e.g. u0 and a constant channel holding a
+    coefficient; the uncertainty trainers take it, ``train_fno`` does not). ``periodic``: whether the
     functions are periodic (the dataset's ``periodic`` attr; training pads non-periodic data)."""
 
     a_train: np.ndarray
@@ -148,11 +150,16 @@ class OperatorData:
 
     @property
     def dim(self) -> int:
-        return self.a_train.ndim - 1
+        return self.u_train.ndim - 1
 
     @property
     def spatial(self) -> tuple[int, ...]:
-        return tuple(self.a_train.shape[1:])
+        return tuple(self.u_train.shape[1:])
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels: 1 when a has the shape of u, else the size of a's last axis."""
+        return 1 if self.a_train.ndim == self.u_train.ndim else int(self.a_train.shape[-1])
 
 
 def is_periodic(ds: Any) -> bool:
@@ -225,6 +232,9 @@ def load_operator_data(data: Any, nx: int | None = None) -> OperatorData:
         if not tr.any() or not te.any():
             raise ValueError(f"dataset needs both train and test samples, has {int(tr.sum())} train / {int(te.sum())} test")
         d = OperatorData(a[tr], u[tr], a[te], u[te], periodic=is_periodic(data))
+    if d.a_train.ndim != d.u_train.ndim:
+        raise ValueError(f"inputs of shape {d.a_train.shape} have a channel axis; train_fno takes one input "
+                         f"function per sample (inputs with channels train with `uncertainty run fno`)")
     for name in ("a_train", "u_train", "a_test", "u_test"):
         arr = getattr(d, name)
         if arr.ndim not in (2, 3) or arr.shape[1:] != d.a_train.shape[1:]:

@@ -451,6 +451,9 @@ class PeriodicBurgers:
 
     Initial data are Gaussian random fields N(0, sigma^2 (-Laplacian + tau^2 I)^-alpha);
     the preset (sigma = 25, tau = 5, alpha = 2) is N(0, 625 (-Laplacian + 25 I)^-2).
+    ``nu_range`` = (lo, hi): each function has its own viscosity, log-uniform on [lo, hi], and
+    the operator is (u0, nu) -> u(., t_end) (``uncertainty.run.burgers_functions`` then gives the
+    inputs a second channel holding nu); None: every function has viscosity ``nu``.
     """
 
     nu: float = 0.1
@@ -460,10 +463,20 @@ class PeriodicBurgers:
     grf_tau: float = 5.0
     grf_sigma: float = 25.0
     name: str = "operator_burgers"
+    nu_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         for f in ("nu", "length", "t_end", "grf_alpha", "grf_tau", "grf_sigma"):
             _check_positive(f, getattr(self, f))
+        if self.nu_range is not None:
+            r = self.nu_range
+            if not (isinstance(r, tuple | list) and len(r) == 2):
+                raise ValueError(f"nu_range must be two viscosities (lo, hi), got {r!r}")
+            for v in r:
+                _check_positive("nu_range", v)
+            if not r[0] < r[1]:
+                raise ValueError(f"nu_range must have lo < hi, got {tuple(r)!r}")
+            object.__setattr__(self, "nu_range", (float(r[0]), float(r[1])))
 
     @property
     def x_min(self) -> float:

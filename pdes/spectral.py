@@ -42,6 +42,7 @@ __all__ = [
     "allen_cahn_reference",
     "allen_cahn_terms",
     "dealias_mask",
+    "default_burgers_steps",
     "etdrk4_coeffs",
     "flux_nonlinear",
     "fourier_interpolate",
@@ -201,13 +202,17 @@ def _check_times(t_save: Any) -> np.ndarray:
     return t
 
 
-def _default_burgers_steps(u0: np.ndarray, nu: float, length: float, n: int, t_end: float, *, cap: bool = False) -> int:
+def default_burgers_steps(u0: np.ndarray, nu: float, length: float, n: int, t_end: float, *, cap: bool = False) -> int:
     """ETDRK4 steps for Burgers: dt = 0.08 dx_eff / max|u|, with dx_eff = max(dx, nu / max|u|) the
     scale below which diffusion damps advection; with ``cap`` also dt <= 1e-3 L / max|u| (L the
     period), which the low-Reynolds Dirichlet problems need for ~1e-10.
 
     Measured (rel. L2 against a converged run or Cole–Hopf):
-    operator preset (1024 points, GRF data, max|u| ~ 3, no cap): ~1300 steps, 1e-11 (256 steps: 7e-9);
+    operator preset (1024 points, GRF data, nu = 0.1, against Cole–Hopf, 2026-12-03): 512 draws
+    (max|u0| 3.0): 1137 steps, median 1.2e-9, worst 2.2e-8; 64 draws (max|u0| 1.9): 431 steps,
+    1.9e-8 / 1.8e-7; 4 draws (max|u0| 1.3): 207 steps, worst 1.7e-7 (another 4: 1.7e-6); nu = 0.05
+    doubles the steps and gains ~20x; 4000 / 8000 steps: 4e-11 / 6e-12 (the step, not the grid,
+    limits the default);
     Burgers preset (4096 points on the period 4, cap inactive): dt = 1/4000, 2.4e-11 (1/625: 5e-8);
     nu = 0.1 on [-1, 1]: with the cap dt = 1/250, 3.6e-10; without it 1/125, 6e-9.
     Pass n_steps to trade accuracy for speed (fourth order: half the steps, 16x the error)."""
@@ -246,8 +251,8 @@ def solve_periodic_burgers(
 
     u0: (B, nx) or (nx,) samples on x_j = j length / nx. t_save: (nt,) increasing times >= 0.
     n_steps: ETDRK4 steps over [0, t_save[-1]] (split over the save intervals). The default comes
-    from max|u0|, nu and dx (see ``_default_burgers_steps``): ~1e-11 relative error on the operator
-    preset, ~6e-9 for smooth low-mode data at Reynolds number ~40; as it depends on max|u0| over
+    from max|u0|, nu and dx (see ``default_burgers_steps``): 1e-9 - 1e-6 relative error on the operator
+    preset (pass 8000 steps for ~1e-11), ~6e-9 for smooth low-mode data at Reynolds number ~40; as it depends on max|u0| over
     the batch, pass n_steps for results independent of how samples are batched. Returns (B, nt, nx) float64 ((nt, nx) for 1-D u0).
     One compiled program per (B, nx, nt); the batch is ``vmap``-ed.
     """
@@ -265,7 +270,7 @@ def solve_periodic_burgers(
     t = _check_times(t_save)
     n = arr.shape[-1]
     if n_steps is None:
-        n_steps = _default_burgers_steps(arr, nu, length, n, float(t[-1]))
+        n_steps = default_burgers_steps(arr, nu, length, n, float(t[-1]))
     if not (isinstance(n_steps, int | np.integer) and n_steps >= 1):
         raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
     dt_target = float(t[-1]) / n_steps if t[-1] > 0 else 1.0
@@ -357,7 +362,7 @@ def solve_burgers_dirichlet(
     u0 = _periodic_grid_u0(problem, n)
     t_arr = _check_times(t)
     if n_steps is None:
-        n_steps = _default_burgers_steps(u0, problem.nu, 2 * problem.length, n, float(t_arr[-1]), cap=True)
+        n_steps = default_burgers_steps(u0, problem.nu, 2 * problem.length, n, float(t_arr[-1]), cap=True)
     u = solve_periodic_burgers(u0[None], nu=problem.nu, length=2 * problem.length, t_save=t_arr, n_steps=n_steps, dealias=dealias)[0]
     return _restrict(u, problem, x)
 

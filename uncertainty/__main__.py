@@ -110,6 +110,15 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         help="grid points: when generating (default 64), or a strided subgrid of --data (default: as stored)",
     )
     fno.add_argument(
+        "--nu-range",
+        type=float,
+        nargs=2,
+        metavar=("LO", "HI"),
+        help="when generating: each function's viscosity log-uniform on [LO, HI], given to the model as a "
+        "second input channel (the operator (u0, nu) -> u; `uncertainty shift` then sees the parameter shift); "
+        "default: nu = 0.1 for every function",
+    )
+    fno.add_argument(
         "--n-calibration",
         type=int,
         default=64,

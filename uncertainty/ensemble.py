@@ -239,7 +239,7 @@ def train_fno_members(
     """Train M >= 1 FNOs (``operators``) on ``data`` (``operators.train.OperatorData``) as one program.
 
     All members share the normalisation constants of the training data (scalars, as in
-    ``operators.train.train_fno``) and train_config's schedule; each has its own
+    ``operators.train.train_fno``; per channel for inputs with channels) and train_config's schedule; each has its own
     initialization and its own shuffles. ``apply``: a factory template -> pure apply that
     replaces the model's own (MC dropout passes ``fno_apply_channel_dropout``). Returns the
     template model in ``model`` and the apply function in ``extra['apply']``.
@@ -251,7 +251,7 @@ def train_fno_members(
     seed and the epoch number, so a resumed run follows the uninterrupted one."""
     from flax import nnx
 
-    from operators.models import FNO, functional
+    from operators.models import FNO, functional, input_statistics, normalization_values
     from operators.train import check_resumable, checkpoint_due, make_optimizer, make_train_epoch
     from plumbing.distributed import gathered, put
 
@@ -262,14 +262,11 @@ def train_fno_members(
         raise ValueError(
             f"batch_size={train_config.batch_size} is larger than the {data.a_train.shape[0]} training samples"
         )
-    cfg = dataclasses.replace(model_config, dim=data.dim).resolved(tuple(data.a_train.shape[1:]), data.periodic)
+    cfg = dataclasses.replace(model_config, dim=data.dim, in_channels=data.in_channels).resolved(data.spatial,
+                                                                                               data.periodic)
     template = FNO(cfg, rngs=nnx.Rngs(0))
-    template.set_normalization(
-        float(data.a_train.mean()),
-        float(data.a_train.std()) or 1.0,
-        float(data.u_train.mean()),
-        float(data.u_train.std()) or 1.0,
-    )
+    template.set_normalization(*input_statistics(data.a_train, data.in_channels), float(data.u_train.mean()),
+                               float(data.u_train.std()) or 1.0)
     apply = apply(template) if apply is not None else functional(template)[0]
     steps_per_epoch = data.a_train.shape[0] // train_config.batch_size
     tx = make_optimizer(train_config, steps_per_epoch)
@@ -295,7 +292,7 @@ def train_fno_members(
     history: list[np.ndarray] = []
     identity = {"kind": "fno_members", "members": m, "model": cfg.to_dict(), "dim": int(data.dim),
                 "train_shape": [int(n) for n in data.a_train.shape],
-                "normalization": [float(getattr(template, n).get_value()) for n in ("a_mean", "a_std", "u_mean", "u_std")],
+                "normalization": list(normalization_values(template)),
                 "seed_key": np.asarray(jax.random.key_data(key)).tolist(), "batch_size": int(train_config.batch_size)}
     first = 0
     if resume is not None:  # the run and the epoch checked on the meta, before any array is read

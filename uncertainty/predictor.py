@@ -42,13 +42,14 @@ METHODS = ("ensemble", "mc_dropout", "laplace")
 @dataclass
 class FNOPredictor:
     """See the module doc. ``params``: stacked (M, ...) for an ensemble, one network otherwise.
-    ``normalization``: (a_mean, a_std, u_mean, u_std) of the training data. ``info``: JSON-able
+    ``normalization``: (a_mean, a_std, u_mean, u_std) of the training data (a_mean, a_std: lists,
+    one per channel, for inputs with channels). ``info``: JSON-able
     provenance (equation, generator parameters, training grid, periodic). ``train_time_s``:
     wall time of training (and of the Laplace fit)."""
 
     method: str
     config: Any
-    normalization: tuple[float, float, float, float]
+    normalization: tuple[Any, Any, float, float]
     params: Any
     members: int
     laplace: Any = None
@@ -96,14 +97,19 @@ class FNOPredictor:
 
     def predict(self, a: Any, *, key: jax.Array | None = None, batch_size: int = 32) -> tuple[
             np.ndarray, np.ndarray, np.ndarray]:
-        """(mean, std, samples) for a: (n, *grid); samples (M, n, *grid); float64. MC dropout:
+        """(mean, std, samples) for a: (n, *grid), or (n, *grid, channels) for a model with input
+        channels; samples (M, n, *grid); float64. MC dropout:
         draw k uses key k for every batch, folded with the batch's first index (one mask per
         function, as ``uncertainty.dropout.fno_dropout_draws``)."""
         from uncertainty.laplace import laplace_predict
 
         a = np.asarray(a, dtype=np.float32)
-        if a.ndim != self.config.dim + 1:
+        c = self.config.in_channels
+        if c == 1 and a.ndim != self.config.dim + 1:
             raise ValueError(f"inputs must have shape (n, *{self.config.dim} grid axes), got {a.shape}")
+        if c > 1 and (a.ndim != self.config.dim + 2 or a.shape[-1] != c):
+            names = ", ".join(self.info.get("input_channels") or []) or f"{c} channels"
+            raise ValueError(f"inputs must have shape (n, *{self.config.dim} grid axes, {c}) ({names}), got {a.shape}")
         key = jax.random.key(0) if key is None else key
         if self.method == "laplace":
             return laplace_predict(self.apply, self.params, self.laplace, a, draws=self.members, key=key,
@@ -192,7 +198,8 @@ def load_predictor(directory: str | os.PathLike[str]) -> FNOPredictor:
                                      float(lap["prior_precision"]), float(lap["noise_std"]), int(lap["n_data"]),
                                      float(lap["effective_params"]), float(lap["log_evidence"]))
     cal = CalibrationMap.from_dict(meta["calibration"]) if meta.get("calibration") else None
-    pred = FNOPredictor(method, config, tuple(float(v) for v in meta["normalization"]), trees["params"], members,
+    norm = tuple(v if isinstance(v, list) else float(v) for v in meta["normalization"])
+    pred = FNOPredictor(method, config, norm, trees["params"], members,
                         posterior, float(meta.get("train_time_s", 0.0)), dict(meta.get("info") or {}), cal)
     if pred.fingerprint() != meta.get("fingerprint"):
         raise ValueError(f"{str(d)!r} is damaged: its weights do not match the fingerprint it was saved with")
@@ -206,6 +213,7 @@ def fit_fno_predictor(
 ) -> FNOPredictor:
     """Train on data's train part (``operators.train.OperatorData``); see the module doc.
     ``checkpoint_dir``/``resume``: checkpoints of the trained members (``train_fno_members``)."""
+    from operators.models import normalization_values
     from uncertainty.ensemble import fno_ensemble, train_fno_members
 
     m = check_members(members, "--members")
@@ -229,7 +237,7 @@ def fit_fno_predictor(
         params = jax.tree.map(lambda a: a[0], fit.params)
     info = {**(info or {}), "network_train_s": fit.wall_time_s}  # the members' (or the network's) training
     model = fit.model
-    norm = tuple(float(getattr(model, n).get_value()) for n in ("a_mean", "a_std", "u_mean", "u_std"))
+    norm = normalization_values(model)
     posterior = None
     if method == "laplace":
         from uncertainty.laplace import fit_laplace

@@ -12,6 +12,7 @@ value that matters and keeps every point's predictive distribution proper.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -264,26 +265,47 @@ def _pinn_at_points(fit: Any, method: str, t: np.ndarray, x: np.ndarray, m: int,
         return np.asarray(out, dtype=np.float64)
 
 
-def burgers_functions(problem: Any, rng: np.random.Generator, n: int, nx: int, *, fine_factor: int = 4) -> tuple[
-        np.ndarray, np.ndarray]:
-    """n operator-Burgers pairs (u0, u(., t_end)) of ``problem`` (a ``pdes.problems.PeriodicBurgers``:
+def burgers_functions(problem: Any, rng: np.random.Generator, n: int, nx: int, *, fine_factor: int = 4,
+                      nu_channel: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """n operator-Burgers pairs (a, u(., t_end)) of ``problem`` (a ``pdes.problems.PeriodicBurgers``:
     GRF u0 ~ N(0, sigma^2 (-Lap + tau^2)^-alpha), viscosity nu) on x_j = j L / nx: drawn and solved
-    (pseudo-spectral ETDRK4, float64) on fine_factor nx points, then strided to nx. float64 (n, nx)."""
+    (pseudo-spectral ETDRK4, float64) on fine_factor nx points, then strided to nx. float64.
+
+    a is u0 (n, nx); with ``nu_channel`` (default: when the problem has a ``nu_range``) it is
+    (n, nx, 2), channel 0 u0 and channel 1 the function's viscosity (constant in x). With a
+    ``nu_range`` each function's nu is drawn log-uniformly on it (after its u0, from ``rng``) and
+    the functions are solved one by one; else every function has ``problem.nu``."""
     from operators.grf import sample_grf
-    from pdes.spectral import solve_periodic_burgers
+    from pdes.spectral import default_burgers_steps, solve_periodic_burgers
 
     p = problem
     fine = fine_factor * nx
     a = sample_grf(rng, n, fine, alpha=p.grf_alpha, tau=p.grf_tau, sigma=p.grf_sigma, length=p.length)
-    u = solve_periodic_burgers(a, nu=p.nu, length=p.length, t_save=[p.t_end])[:, -1]
-    return a[:, ::fine_factor], u[:, ::fine_factor]
+    if p.nu_range is None:
+        nus = np.full(n, p.nu)
+        u = solve_periodic_burgers(a, nu=p.nu, length=p.length, t_save=[p.t_end])[:, -1]
+    else:  # one solve per viscosity, with the step count the batch would get (at its lowest nu)
+        lo, hi = np.log(p.nu_range[0]), np.log(p.nu_range[1])
+        nus = np.exp(rng.uniform(lo, hi, n))
+        steps = default_burgers_steps(a, float(nus.min()), p.length, fine, p.t_end) if n else 1
+        u = np.stack([solve_periodic_burgers(a[i], nu=float(nus[i]), length=p.length, t_save=[p.t_end],
+                                             n_steps=steps)[-1] for i in range(n)]) if n else np.zeros((0, fine))
+    a, u = a[:, ::fine_factor], u[:, ::fine_factor]
+    if nu_channel is None:
+        nu_channel = p.nu_range is not None
+    if nu_channel:
+        a = np.stack([a, np.broadcast_to(nus[:, None], a.shape)], axis=-1)
+    return a, u
 
 
 def burgers_info(problem: Any, nx: int) -> dict[str, Any]:
     """The provenance a predictor keeps of operator-Burgers training data (used by ``uncertainty shift``)."""
     from pdes.problems import problem_params
 
-    return {"equation": "operator_burgers", "problem": problem_params(problem), "nx": int(nx), "periodic": True}
+    info = {"equation": "operator_burgers", "problem": problem_params(problem), "nx": int(nx), "periodic": True}
+    if problem.nu_range is not None:
+        info["input_channels"] = ["u0", "nu"]
+    return info
 
 
 @dataclass
@@ -387,7 +409,7 @@ METHOD_LABELS = {"ensemble": "fno_ensemble", "mc_dropout": "fno_mc_dropout", "la
 def prediction_dataset(predictor: Any, a: np.ndarray, *, u_true: np.ndarray | None = None, periodic: bool = True,
                        key: jax.Array | None = None, equation: str = "operator_burgers", seed: int = 0,
                        config: dict[str, Any] | None = None, wall_time_s: float | None = None) -> xr.Dataset:
-    """The predictor's prediction for inputs a (n, *grid) as a DESIGN.md section 2 Dataset:
+    """The predictor's prediction for inputs a (n, *grid[, channels]) as a DESIGN.md section 2 Dataset:
     ``a``, ``u`` (mean), ``u_std_raw`` and ``u_std`` (both the raw std: calibrate with
     ``uncertainty.calibration.apply_calibration``), ``u_samples`` (member, ...), ``u_true`` if
     given; attrs ``model_fingerprint``, ``members``, ``u_std_floor``, ``calibrated`` = 0."""
@@ -398,7 +420,11 @@ def prediction_dataset(predictor: Any, a: np.ndarray, *, u_true: np.ndarray | No
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
         raise Failure("the prediction has non-finite values (did training diverge?)")
     u_std, floor = _std(std**2, mean)
-    grid = [grid_coords(n, periodic) for n in a.shape[1:]]
+    grid = [grid_coords(n, periodic) for n in mean.shape[1:]]
+    a = np.asarray(a)
+    channels = a[..., 1:] if a.ndim == mean.ndim + 1 else None
+    if channels is not None:
+        a = a[..., 0]
     ds = operator_dataset(a, mean, x=grid[0], y=grid[1] if len(grid) == 2 else None, equation=equation,
                           method=METHOD_LABELS[predictor.method], config=config or {}, seed=seed,
                           wall_time_s=wall_time_s if wall_time_s is not None else time.perf_counter() - start,
@@ -406,6 +432,16 @@ def prediction_dataset(predictor: Any, a: np.ndarray, *, u_true: np.ndarray | No
                                  "model_fingerprint": predictor.fingerprint(), "calibrated": 0,
                                  "calibration": "none"})
     dims = ds["u"].dims
+    if channels is not None:  # the inputs' further channels (e.g. the viscosity): (sample,) where constant
+        names = (predictor.info or {}).get("input_channels") or []
+        for c in range(channels.shape[-1]):
+            name = names[c + 1] if c + 1 < len(names) else f"a_channel{c + 1}"
+            v = channels[..., c]
+            flat = v.reshape(v.shape[0], -1)
+            if np.all(flat == flat[:, :1]):
+                ds[name] = (("sample",), flat[:, 0].astype(np.float64), {"units": "1", "long_name": f"input {name}"})
+            else:
+                ds[name] = (dims, v.astype(np.float64), {"units": "1", "long_name": f"input channel {name}"})
     ds["u"].attrs = {"units": "1", "long_name": "predictive mean of the target function"}
     ds["u_std_raw"] = (dims, u_std, {"units": "1", "long_name": "predictive standard deviation before calibration"})
     ds["u_std"] = (dims, u_std, {"units": "1", "long_name": "predictive standard deviation (not calibrated)"})
@@ -618,11 +654,17 @@ def _run_fno_from_args(args: Any, progress: bool) -> tuple[xr.Dataset, Any, dict
     n_cal = args.n_calibration if calibrate else 0
     if n_cal < 0:
         raise ValueError(f"--n-calibration must be >= 0, got {n_cal}")
+    nu_range = getattr(args, "nu_range", None)
     if args.data:
+        if nu_range:
+            raise ValueError("--nu-range applies to generated Burgers data, not to --data")
         task = load_fno_task(args.data, n_calibration=n_cal, nx=args.nx)
     else:
+        from pdes.problems import OPERATOR_BURGERS
+
+        problem = dataclasses.replace(OPERATOR_BURGERS, nu_range=tuple(nu_range)) if nu_range else None
         task = generate_fno_task(n_train=args.n_train, n_calibration=n_cal, n_test=args.n_test,
-                                 nx=args.nx or 64, seed=args.seed)
+                                 nx=args.nx or 64, seed=args.seed, problem=problem)
     if calibrate and task.a_cal is None:
         raise ValueError("calibration needs held-out functions: give --n-calibration K (or --calibration none)")
     data = task.data

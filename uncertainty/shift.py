@@ -12,11 +12,16 @@ unshifted ("in distribution") test set:
   training: tau -> (1 + s / 2) tau and the pointwise std of u0 -> (1 + s / 4) times the
   training one (sigma rescaled to match), s = 1, 2.
 * ``parameter``: the viscosity nu -> 0.75 nu -> 0.5 nu (0.1 -> 0.075 -> 0.05 for the preset),
-  the same initial functions at every nu. The model's input does not contain nu, so it cannot
-  see this shift: its std is, by construction, the in-distribution std.
+  the same initial functions at every nu. A model trained at one nu (its input is u0 alone)
+  cannot see this shift: its std is, by construction, the in-distribution std. A model trained
+  over a range of viscosities (``uncertainty run fno --nu-range LO HI``: each training function's
+  nu log-uniform on [LO, HI], given as a second input channel) is told each test function's nu:
+  its unshifted row draws nu from the training range, the shifted rows hold nu at 0.75 and 0.5
+  times the problem's nu (outside the range when LO > 0.75 nu).
 
 References are our pseudo-spectral solver (``pdes.spectral.solve_periodic_burgers``, ETDRK4
-in float64, ~1e-11 relative error) on 4 x the evaluation grid, strided down
+in float64, with its default steps 1e-9 - 1e-6 relative error against Cole-Hopf, far below the FNO's
+~1e-2) on 4 x the evaluation grid, strided down
 (``uncertainty.run.burgers_functions``); ``tests/test_uncertainty_shift.py`` checks them
 against the Cole-Hopf solution of the periodic problem.
 
@@ -69,7 +74,8 @@ def shift_cases(problem: Any, nx: int, kind: str, *, severities: tuple[int, ...]
     """The unshifted case and one case per severity of ``kind`` (module doc)."""
     if kind not in KINDS:
         raise ValueError(f"shift kind must be one of {', '.join(KINDS)}; got {kind!r}")
-    base = ShiftCase("none", 0, problem, nx, f"in distribution (nx={nx}, nu={problem.nu:g}, tau={problem.grf_tau:g})")
+    nus = f"nu in [{problem.nu_range[0]:g}, {problem.nu_range[1]:g}]" if problem.nu_range else f"nu={problem.nu:g}"
+    base = ShiftCase("none", 0, problem, nx, f"in distribution (nx={nx}, {nus}, tau={problem.grf_tau:g})")
     cases = [base]
     for s in severities:
         if kind == "resolution":
@@ -83,21 +89,23 @@ def shift_cases(problem: Any, nx: int, kind: str, *, severities: tuple[int, ...]
             cases.append(ShiftCase(kind, s, shifted, nx, f"tau={tau:g}, std(u0) x{1 + s / 4:g}"))
         else:
             nu = problem.nu * (1 - s / 4)
-            cases.append(ShiftCase(kind, s, dataclasses.replace(problem, nu=nu), nx, f"nu={nu:g}"))
+            cases.append(ShiftCase(kind, s, dataclasses.replace(problem, nu=nu, nu_range=None), nx, f"nu={nu:g}"))
     return cases
 
 
-def shift_functions(cases: list[ShiftCase], n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(a, u_true) of n test functions for every case, float64 (n, nx). Resolution cases share
-    their functions (drawn and solved once on 4 x the finest grid, then strided); the other
-    cases use the same random stream, so a parameter shift changes nu and nothing else."""
+def shift_functions(cases: list[ShiftCase], n: int, seed: int, *, nu_channel: bool = False) -> list[
+        tuple[np.ndarray, np.ndarray]]:
+    """(a, u_true) of n test functions for every case, float64: a (n, nx), or (n, nx, 2) with
+    ``nu_channel`` (u0 and nu), u (n, nx). Resolution cases share their functions (drawn and
+    solved once on 4 x the finest grid, then strided); the other cases use the same random
+    stream, so a parameter shift changes nu and nothing else."""
     from uncertainty.run import burgers_functions
 
     if all(c.problem == cases[0].problem for c in cases):
         finest = max(c.nx for c in cases)
-        a, u = burgers_functions(cases[0].problem, np.random.default_rng(seed), n, finest)
+        a, u = burgers_functions(cases[0].problem, np.random.default_rng(seed), n, finest, nu_channel=nu_channel)
         return [(a[:, :: finest // c.nx], u[:, :: finest // c.nx]) for c in cases]
-    return [burgers_functions(c.problem, np.random.default_rng(seed), n, c.nx) for c in cases]
+    return [burgers_functions(c.problem, np.random.default_rng(seed), n, c.nx, nu_channel=nu_channel) for c in cases]
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -158,20 +166,26 @@ def shift_report(predictor: Any, *, kinds: tuple[str, ...] = KINDS, n_test: int 
     fields = {f.name for f in dataclasses.fields(PeriodicBurgers)}
     problem = PeriodicBurgers(**{k: v for k, v in info["problem"].items() if k in fields})
     nx = int(info["nx"])
+    channels = predictor.config.in_channels
+    nu_channel = channels == 2 and info.get("input_channels") == ["u0", "nu"]
+    if channels > 1 and not nu_channel:
+        raise ValueError(f"shift knows models whose inputs are u0 or (u0, nu); this one takes "
+                         f"{info.get('input_channels') or channels}")
     out: dict[str, Any] = {"model": {"method": predictor.method, "members": predictor.members,
                                      "fingerprint": predictor.fingerprint(), "train_nx": nx,
-                                     "calibrated": predictor.calibration is not None},
+                                     "calibrated": predictor.calibration is not None,
+                                     "nu_range": list(problem.nu_range) if problem.nu_range else None},
                            "n_test": n_test, "seed": seed, "shifts": {}}
     for kind in kinds:
         cases = shift_cases(problem, nx, kind, severities=severities)
         if progress:
             print(f"shift {kind}: solving references ...", file=sys.stderr, flush=True)
-        sets = shift_functions(cases, n_test, seed)
+        sets = shift_functions(cases, n_test, seed, nu_channel=nu_channel)
         rows = []
         for i, (case, (a, u)) in enumerate(zip(cases, sets, strict=True)):
             row = evaluate_case(predictor, a, u, key=jax.random.fold_in(jax.random.key(seed), i))
             rows.append({"kind": case.kind, "severity": case.severity, "label": case.label,
-                         "nu": case.problem.nu, "grf_tau": case.problem.grf_tau, "grf_sigma": case.problem.grf_sigma,
+                         "nu": case.problem.nu, "nu_range": case.problem.nu_range, "grf_tau": case.problem.grf_tau, "grf_sigma": case.problem.grf_sigma,
                          **row})
         base = rows[0]
         for r in rows:
