@@ -1,6 +1,7 @@
 """python -m uncertainty: uncertain PINNs and FNOs, calibration maps, reports and shift tests.
 
 python -m uncertainty run {pinn,fno} --method {ensemble,mc_dropout,laplace} [--members M] --out PRED.nc
+python -m uncertainty run fno --nu-range LO HI ... (Burgers with nu per function, a second input channel)
 python -m uncertainty calibrate PRED.nc --with MAP.json [--out CAL.nc] [--json]
 python -m uncertainty report PRED.nc --out REPORT_DIR [--json]
 python -m uncertainty shift MODEL_DIR [--kinds resolution input parameter] [--out SHIFT.json] [--json]
