@@ -126,6 +126,22 @@ def test_odd_symmetry_is_exact_and_refused_for_data_that_are_not_odd():
 
 
 # ------------------------------------------------------------------ configs and bad input
+def test_sobol_points_in_both_phases_are_a_shifted_sobol_set():
+    # the quasi-Newton phase draws qn.n_res points: a Sobol set of that size too (it fell back to
+    # uniform points when qn.n_res differed from sampling.n_res)
+    from pdes.pinn.sampling import sobol_base
+
+    pinn = build_pinn(BURGERS, TINY.updated({"sampling.sampler": "sobol", "sampling.n_res": 64, "qn.n_res": 128}))
+    params = pinn.init(jax.random.key(0))
+    for n, batch in ((64, pinn.sample(jax.random.key(1), 64, jnp.float32)),
+                     (128, pinn.qn_batch(params, jax.random.key(2)))):
+        pts = np.stack([np.asarray(batch["t"]) / BURGERS.t_end,
+                        (np.asarray(batch["x"]) - BURGERS.x_min) / BURGERS.length], axis=1)
+        shift = np.mod(pts - sobol_base(n), 1.0)  # one Cranley-Patterson shift for every point
+        shift = np.where(shift > 1 - 1e-5, shift - 1.0, shift)
+        assert pts.shape == (n, 2) and np.ptp(shift, axis=0).max() < 1e-5, np.ptp(shift, axis=0)
+
+
 @pytest.mark.parametrize("change", [{"network.width": 0}, {"network.depth": -1}, {"adam.steps": 0},
                                     {"network.arch": "cnn"}, {"adam.lr": -1.0}, {"sampling.sampler": "grid"},
                                     {"network.dropout": 1.0}, {"run.max_wall_s": -1.0}, {"qn.method": "sr1"}])

@@ -72,7 +72,7 @@ class PINN:
     _u0: Any = field(repr=False)
     _v0: Any = field(repr=False)
     _residual: Any = field(repr=False)
-    _sobol: np.ndarray | None = field(repr=False, default=None)
+    _sobol: dict[int, np.ndarray] | None = field(repr=False, default=None)  # {n_res: base} of both phases
 
     @property
     def program_key(self) -> tuple:
@@ -179,8 +179,10 @@ class PINN:
         if pool is not None:
             t, x = sampling.sample_from_pool(k_res, *pool, n_res)
         else:
-            if s.sampler == "sobol" and self._sobol is not None and self._sobol.shape[0] == n_res:
-                th, xi = sampling.sample_sobol(k_res, jnp.asarray(self._sobol, dtype))
+            if s.sampler == "sobol":  # built for the Adam phase's n_res and the quasi-Newton phase's qn.n_res
+                base = (self._sobol or {}).get(n_res)
+                base = sampling.sobol_base(n_res) if base is None else base
+                th, xi = sampling.sample_sobol(k_res, jnp.asarray(base, dtype))
             else:
                 th, xi = sampling.sample_uniform(k_res, n_res, dtype)
             t, x = self._to_physical(th, xi)
@@ -520,5 +522,7 @@ def _build_cached(problem: Any, initial: Any, initial_velocity: Any, config: PIN
     proto = PINN(problem, config, None, dict(coeffs), unknowns, tuple(terms), u0, v0, residual)
     with x64_if(net.dtype == "float64"):  # no "float64 not available" warning
         graphdef, _ = nnx.split(nnx.eval_shape(lambda: proto._net(jax.random.key(0), _dtype(net.dtype))))
-    sobol = sampling.sobol_base(config.sampling.n_res) if config.sampling.sampler == "sobol" else None
+    sobol = None
+    if config.sampling.sampler == "sobol":
+        sobol = {n: sampling.sobol_base(n) for n in {config.sampling.n_res, config.qn.n_res}}
     return PINN(problem, config, graphdef, dict(coeffs), unknowns, tuple(terms), u0, v0, residual, sobol)
