@@ -180,9 +180,7 @@ class PINN:
             t, x = sampling.sample_from_pool(k_res, *pool, n_res)
         else:
             if s.sampler == "sobol":  # built for the Adam phase's n_res and the quasi-Newton phase's qn.n_res
-                base = (self._sobol or {}).get(n_res)
-                base = sampling.sobol_base(n_res) if base is None else base
-                th, xi = sampling.sample_sobol(k_res, jnp.asarray(base, dtype))
+                th, xi = sampling.sample_sobol(k_res, jnp.asarray(self._sobol[n_res], dtype))
             else:
                 th, xi = sampling.sample_uniform(k_res, n_res, dtype)
             t, x = self._to_physical(th, xi)
