@@ -265,6 +265,9 @@ def _pinn_at_points(fit: Any, method: str, t: np.ndarray, x: np.ndarray, m: int,
         return np.asarray(out, dtype=np.float64)
 
 
+NU_CHANNELS = ("u0", "nu")  # the input channels of operator Burgers over a range of viscosities
+
+
 def burgers_functions(problem: Any, rng: np.random.Generator, n: int, nx: int, *, fine_factor: int = 4,
                       nu_channel: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """n operator-Burgers pairs (a, u(., t_end)) of ``problem`` (a ``pdes.problems.PeriodicBurgers``:
@@ -285,11 +288,13 @@ def burgers_functions(problem: Any, rng: np.random.Generator, n: int, nx: int, *
         nus = np.full(n, p.nu)
         u = solve_periodic_burgers(a, nu=p.nu, length=p.length, t_save=[p.t_end])[:, -1]
     else:  # one solve per viscosity, with the step count the batch would get (at its lowest nu)
-        lo, hi = np.log(p.nu_range[0]), np.log(p.nu_range[1])
-        nus = np.exp(rng.uniform(lo, hi, n))
-        steps = default_burgers_steps(a, float(nus.min()), p.length, fine, p.t_end) if n else 1
-        u = np.stack([solve_periodic_burgers(a[i], nu=float(nus[i]), length=p.length, t_save=[p.t_end],
-                                             n_steps=steps)[-1] for i in range(n)]) if n else np.zeros((0, fine))
+        nus = np.exp(rng.uniform(np.log(p.nu_range[0]), np.log(p.nu_range[1]), n))
+        u = np.zeros((n, fine))
+        if n:
+            steps = default_burgers_steps(a, float(nus.min()), p.length, fine, p.t_end)
+            for i in range(n):
+                u[i] = solve_periodic_burgers(a[i], nu=float(nus[i]), length=p.length, t_save=[p.t_end],
+                                              n_steps=steps)[-1]
     a, u = a[:, ::fine_factor], u[:, ::fine_factor]
     if nu_channel is None:
         nu_channel = p.nu_range is not None
@@ -304,7 +309,7 @@ def burgers_info(problem: Any, nx: int) -> dict[str, Any]:
 
     info = {"equation": "operator_burgers", "problem": problem_params(problem), "nx": int(nx), "periodic": True}
     if problem.nu_range is not None:
-        info["input_channels"] = ["u0", "nu"]
+        info["input_channels"] = list(NU_CHANNELS)
     return info
 
 

@@ -156,6 +156,7 @@ def shift_report(predictor: Any, *, kinds: tuple[str, ...] = KINDS, n_test: int 
     import sys
 
     from pdes.problems import PeriodicBurgers
+    from uncertainty.run import NU_CHANNELS
 
     info = predictor.info or {}
     if info.get("equation") != "operator_burgers" or "problem" not in info:
@@ -167,7 +168,7 @@ def shift_report(predictor: Any, *, kinds: tuple[str, ...] = KINDS, n_test: int 
     problem = PeriodicBurgers(**{k: v for k, v in info["problem"].items() if k in fields})
     nx = int(info["nx"])
     channels = predictor.config.in_channels
-    nu_channel = channels == 2 and info.get("input_channels") == ["u0", "nu"]
+    nu_channel = channels == 2 and tuple(info.get("input_channels") or ()) == NU_CHANNELS
     if channels > 1 and not nu_channel:
         raise ValueError(f"shift knows models whose inputs are u0 or (u0, nu); this one takes "
                          f"{info.get('input_channels') or channels}")
