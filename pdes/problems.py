@@ -24,6 +24,7 @@ presets and for a new equation::
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import re
@@ -80,19 +81,21 @@ def _check_coeffs(name: str, coeffs: tuple[float, ...] | None) -> None:
 
 # ----------------------------------------------------------------------------- the problem interface
 
-_DERIVATIVE = re.compile(r"^u(?:_([tx]+))?$")
+_DERIVATIVE = re.compile(r"^u(?:_([txy]+))?$")
 MAX_T_ORDER, MAX_X_ORDER = 2, 4
 
 
-def parse_derivative(name: str) -> tuple[int, int]:
-    """(order in t, order in x) of a derivative name: "u" -> (0, 0), "u_xx" -> (0, 2), "u_tx" or
-    "u_xt" -> (1, 1). ValueError for anything else (orders up to 2 in t and 4 in x)."""
+def parse_derivative(name: str) -> tuple[int, int, int]:
+    """(order in t, order in x, order in y) of a derivative name: "u" -> (0, 0, 0), "u_xx" ->
+    (0, 2, 0), "u_tx" or "u_xt" -> (1, 1, 0), "u_xy" -> (0, 1, 1) (y: problems 2-D in space).
+    ValueError for anything else (orders up to 2 in t and 4 in each of x and y)."""
     m = _DERIVATIVE.match(name)
     letters = m.group(1) or "" if m else None
-    if letters is None or letters.count("t") > MAX_T_ORDER or letters.count("x") > MAX_X_ORDER:
+    if (letters is None or letters.count("t") > MAX_T_ORDER or letters.count("x") > MAX_X_ORDER
+            or letters.count("y") > MAX_X_ORDER):
         raise ValueError(f"unknown derivative {name!r}: a residual may ask for u and its derivatives named "
-                         f"u_t, u_tt, u_x ... u_xxxx and mixed ones such as u_tx")
-    return letters.count("t"), letters.count("x")
+                         f"u_t, u_tt, u_x ... u_xxxx, u_y ... u_yyyy and mixed ones such as u_tx or u_xy")
+    return letters.count("t"), letters.count("x"), letters.count("y")
 
 
 def equation_signature(equation: Callable[..., Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
@@ -154,7 +157,8 @@ ZERO_DIRICHLET = Boundary("dirichlet", 0.0, 0.0)
 
 
 class Problem:
-    """A time-dependent problem in one space dimension: what every solver reads.
+    """A time-dependent problem in one space dimension (two for a ``PDE`` with y_min, y_max):
+    what every solver reads.
 
     Subclasses provide ``name``, ``x_min``, ``x_max``, ``t_end``, ``equation`` (the residual as
     a function of u and its derivatives, see the module doc), ``coefficients()`` ({name:
@@ -166,6 +170,11 @@ class Problem:
     @property
     def length(self) -> float:
         return self.x_max - self.x_min
+
+    @property
+    def dims(self) -> int:
+        """Space dimensions: 1, or 2 for a ``PDE`` given y_min and y_max."""
+        return 1 if getattr(self, "y_min", None) is None else 2
 
     @property
     def derivatives(self) -> tuple[str, ...]:
@@ -326,7 +335,7 @@ def _as_pairs(values: Mapping[str, float] | tuple | None, what: str) -> tuple[tu
 
 @dataclass(frozen=True, eq=False)
 class PDE(Problem):
-    """The user's own equation in one space dimension (see the module doc).
+    """The user's own equation in one space dimension, or two with ``y_min`` and ``y_max``.
 
     ``equation``: the residual, a function of u and its derivatives requested by name, with its
     coefficients as keyword-only parameters (values from ``coeffs``, else the parameter's
@@ -338,7 +347,13 @@ class PDE(Problem):
     the Fourier symbol L(k, **coeffs) of the linear part (k: angular wavenumbers) and
     ``nonlinear`` N as a function of u and its x-derivatives requested by name, like the
     equation (``nonlinear(u, u_x, *, coeffs)``). ``exact``: an optional closed form u(t, x)
-    (numpy arrays of one shape), the reference when given."""
+    (numpy arrays of one shape), the reference when given.
+
+    2-D in space (``y_min``, ``y_max`` given): the residual may also ask for y-derivatives
+    (u_y, u_yy, u_xy, ...); ``initial``, ``initial_velocity`` and ``exact`` take (x, y) and
+    (t, x, y); the boundary is periodic in both directions or Dirichlet with one value (a
+    number or a function of t) on the whole boundary. The PINN builds both into the network,
+    as in 1-D; the spectral path is 1-D only."""
 
     name: str
     equation: Callable[..., Any]
@@ -353,11 +368,18 @@ class PDE(Problem):
     linear: Callable[..., Any] | None = None
     nonlinear: Callable[..., Any] | None = None
     exact: Callable[[Any, Any], Any] | None = None
+    y_min: float | None = None
+    y_max: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValueError(f"a PDE needs a name, got {self.name!r}")
         _check_interval("x", self.x_min, self.x_max)
+        if (self.y_min is None) != (self.y_max is None):
+            raise ValueError(f"{self.name}: a problem 2-D in space needs both y_min and y_max, got "
+                             f"[{self.y_min}, {self.y_max}]")
+        if self.y_min is not None:
+            _check_interval("y", self.y_min, self.y_max)
         _check_positive("t_end", self.t_end)
         if isinstance(self.boundary, str):
             object.__setattr__(self, "boundary", Boundary(self.boundary))
@@ -378,10 +400,11 @@ class PDE(Problem):
         if bad:
             raise ValueError(f"{self.name}: unknowns {bad} are not coefficients of the equation ({sorted(wanted)})")
         if not callable(self.initial):
-            raise ValueError(f"{self.name}: initial must be a function of x")
+            raise ValueError(f"{self.name}: initial must be a function of x" + (", y" if self.dims == 2 else ""))
+        self._check_space(derivs)
         if self.nonlinear is not None:
             for d in equation_signature(self.nonlinear)[0]:
-                if parse_derivative(d)[0]:
+                if parse_derivative(d)[0] or parse_derivative(d)[2]:
                     raise ValueError(f"{self.name}: the nonlinear part may use u and its x-derivatives, not {d!r}")
         self._check_data()
 
@@ -389,19 +412,56 @@ class PDE(Problem):
         _, wanted = equation_signature(self.equation)
         return {**{k: float(v) for k, v in wanted.items() if v is not None}, **dict(self.coeffs)}
 
-    def u0(self, x: np.ndarray) -> np.ndarray:
-        """Initial condition at points x (any shape), float64."""
-        return _float64_values(self.initial, x)
+    def exact_on_grid(self, t: Any, x: Any, y: Any = None) -> np.ndarray | None:
+        """The closed form ``exact`` on the grid t x x (x y for a problem 2-D in space), float64:
+        (nt, nx) or (nt, nx, ny); None when the problem has none."""
+        if self.exact is None:
+            return None
+        axes = [np.asarray(a, dtype=np.float64) for a in (t, *self._space(x, y))]
+        grid = np.meshgrid(*axes, indexing="ij")
+        return np.broadcast_to(np.asarray(self.exact(*grid), dtype=np.float64), grid[0].shape).copy()
 
-    def v0(self, x: np.ndarray) -> np.ndarray:
+    @property
+    def y_length(self) -> float | None:
+        return None if self.y_min is None else self.y_max - self.y_min
+
+    def u0(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        """Initial condition at points x (any shape; and y of x's shape for a 2-D problem), float64."""
+        return _float64_values(self.initial, *self._space(x, y))
+
+    def v0(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
         """Initial velocity u_t(x, 0) (zero when not given)."""
         if self.initial_velocity is None:
             return np.zeros_like(np.asarray(x, dtype=float))
-        return _float64_values(self.initial_velocity, x)
+        return _float64_values(self.initial_velocity, *self._space(x, y))
+
+    def _space(self, x: Any, y: Any) -> tuple[Any, ...]:
+        if (y is None) != (self.dims == 1):
+            raise ValueError(f"{self.name} is {self.dims}-D in space: give " + ("x and y" if self.dims == 2 else "x only"))
+        return (x,) if y is None else (x, y)
+
+    def _check_space(self, derivs: tuple[str, ...]) -> None:
+        """ValueError for y-derivatives of a 1-D problem, and for boundary conditions a 2-D
+        problem does not take (Neumann; Dirichlet values that differ between sides)."""
+        if self.dims == 1:
+            in_y = [d for d in derivs if parse_derivative(d)[2]]
+            if in_y:
+                raise ValueError(f"{self.name}: the equation asks for {in_y[0]!r}, but the problem has no y: give "
+                                 "y_min and y_max for a problem 2-D in space")
+            return
+        b = self.boundary
+        if b.kind == "neumann":
+            raise ValueError(f"{self.name}: a problem 2-D in space takes periodic or Dirichlet boundaries, not neumann")
+        if b.kind == "dirichlet" and b.left is not b.right and b.left != b.right:
+            raise ValueError(f"{self.name}: a 2-D Dirichlet boundary has one value on the whole boundary "
+                             f"(left and right equal), got left={b.left!r}, right={b.right!r}")
 
     def _check_data(self) -> None:
         """ValueError when the boundary conditions contradict the initial data (checked at t = 0,
         relative to max |u0|; a slope that jumps across a periodic boundary is allowed)."""
+        if self.dims == 2:
+            self._check_data_2d()
+            return
         x = np.linspace(self.x_min, self.x_max, 257)
         try:
             u = self.u0(x)
@@ -430,19 +490,44 @@ class PDE(Problem):
                     raise ValueError(f"{self.name}: Neumann {side} value {want:g} contradicts the initial data "
                                      f"(u0'({xb:g}) = {slope:.6g})")
 
+    def _check_data_2d(self) -> None:
+        xx, yy = np.meshgrid(np.linspace(self.x_min, self.x_max, 65), np.linspace(self.y_min, self.y_max, 65),
+                             indexing="ij")
+        try:
+            u = self.u0(xx, yy)
+        except Exception as err:  # the user's function failed on numpy arrays
+            raise ValueError(f"{self.name}: initial(x, y) failed on arrays of x, y ({type(err).__name__}: {err})") from None
+        if not np.all(np.isfinite(u)):
+            raise ValueError(f"{self.name}: initial data have non-finite values")
+        tol = 1e-6 * max(float(np.max(np.abs(u))), 1.0)
+        b = self.boundary
+        if b.kind == "periodic":
+            for axis, name in ((0, "x"), (1, "y")):
+                gap = float(np.max(np.abs(np.take(u, 0, axis) - np.take(u, -1, axis))))
+                if gap > tol:
+                    raise ValueError(f"{self.name}: periodic boundary contradicts the initial data: u0 differs by "
+                                     f"{gap:.3g} between {name}_min and {name}_max")
+        else:
+            want = float(np.asarray(b.value("left", np.zeros(1)))[0])
+            edges = np.concatenate([u[0], u[-1], u[:, 0], u[:, -1]])
+            worst = float(np.max(np.abs(edges - want)))
+            if worst > tol:
+                raise ValueError(f"{self.name}: Dirichlet value {want:g} contradicts the initial data (u0 on the "
+                                 f"boundary is {want:g} +- {worst:.3g})")
 
-def _float64_values(f: Callable[[Any], Any], x: Any) -> np.ndarray:
-    """f(x) as float64 on x's shape. A function written with jax.numpy returns float32 unless
-    JAX runs in 64-bit mode: it is evaluated again inside ``jax.enable_x64`` so a spectral
-    reference does not start from data rounded to 1e-7."""
-    x = np.asarray(x, dtype=float)
-    out = f(x)
+
+def _float64_values(f: Callable[..., Any], *coords: Any) -> np.ndarray:
+    """f(x) (or f(x, y)) as float64 on x's shape. A function written with jax.numpy returns
+    float32 unless JAX runs in 64-bit mode: it is evaluated again inside ``jax.enable_x64`` so
+    a spectral reference does not start from data rounded to 1e-7."""
+    coords = tuple(np.asarray(c, dtype=float) for c in coords)
+    out = f(*coords)
     if getattr(out, "dtype", None) == np.float32 and type(out).__module__.startswith("jax"):
         import jax
 
         with jax.enable_x64(True):
-            out = f(x)
-    return np.broadcast_to(np.asarray(out, dtype=float), x.shape).copy()
+            out = f(*coords)
+    return np.broadcast_to(np.asarray(out, dtype=float), coords[0].shape).copy()
 
 
 @dataclass(frozen=True)
@@ -518,6 +603,23 @@ class Heat2D:
     def x_max(self) -> float:
         return self.length
 
+    def as_pde(self) -> PDE:
+        """This problem as a ``PDE`` 2-D in space, what the PINN solves: u_t - alpha (u_xx +
+        u_yy) = 0, zero Dirichlet, the double sine series as traceable initial data and as the
+        closed form ``exact`` (an ``initial`` callable is used as it is: write it with
+        jax.numpy for a PINN; its exact solution comes from its sine coefficients)."""
+        from pdes.exact import sine_coefficients_2d
+
+        if self.initial is not None:
+            initial, b = self.initial, sine_coefficients_2d(self.initial, self.length)
+        else:
+            b = np.asarray(self.sine_coeffs, dtype=float)
+            initial = functools.partial(_double_sine, b=b, length=self.length, alpha=0.0)
+        exact = functools.partial(_double_sine, b=b, length=self.length, alpha=self.alpha)
+        return PDE(self.name, _heat2d, x_min=0.0, x_max=self.length, y_min=0.0, y_max=self.length,
+                   t_end=self.t_end, initial=initial, boundary=ZERO_DIRICHLET, coeffs={"alpha": self.alpha},
+                   exact=lambda t, x, y: exact(x, y, t=t))
+
     def u0(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Initial condition at points (x, y) of one shape."""
         x = np.asarray(x, dtype=float)
@@ -530,6 +632,23 @@ class Heat2D:
         sx = np.sin(math.pi * k * x[..., None] / self.length)  # (..., K)
         sy = np.sin(math.pi * l_ * y[..., None] / self.length)  # (..., L)
         return np.einsum("...k,kl,...l->...", sx, b, sy)
+
+
+def _heat2d(u_t, u_xx, u_yy, *, alpha):
+    """u_t - alpha (u_xx + u_yy)."""
+    return u_t - alpha * (u_xx + u_yy)
+
+
+def _double_sine(x, y, *, b: np.ndarray, length: float, alpha: float, t: Any = 0.0):
+    """sum_kl b_kl exp(-alpha pi^2 (k^2 + l^2) t / L^2) sin(k pi x / L) sin(l pi y / L) at points
+    of one shape (numpy or JAX arrays: the namespace of x)."""
+    xp = x.__array_namespace__()
+    out = 0.0 * x
+    for (k, l_), bkl in np.ndenumerate(b):
+        if bkl != 0.0:
+            decay = xp.exp(-alpha * (math.pi / length) ** 2 * ((k + 1) ** 2 + (l_ + 1) ** 2) * t)
+            out = out + bkl * decay * xp.sin((k + 1) * math.pi * x / length) * xp.sin((l_ + 1) * math.pi * y / length)
+    return out
 
 
 # ----------------------------------------------------------------------------- Allen-Cahn and KdV

@@ -56,8 +56,14 @@ def _check_kwargs(method: str, kwargs: dict[str, Any], allowed: set[str]) -> Non
 def _solve_pde(problem: PDE, method: str, t: np.ndarray, x: np.ndarray, config: dict[str, Any], seed: int,
                method_kwargs: dict[str, Any]) -> xr.Dataset:
     """A user's PDE: "exact" from its closed form, "spectral" from ``pdes.spectral.pde_reference``
-    (periodic, linear part stated), with the closed form as u_true when there is one."""
+    (periodic, 1-D, linear part stated), with the closed form as u_true when there is one. A PDE
+    2-D in space is solved on t x x x y, y with nx points like x."""
     from pdes.spectral import pde_reference
+
+    y = np.linspace(float(problem.y_min), float(problem.y_max), x.size) if problem.dims == 2 else None
+    if method == "spectral" and y is not None:
+        raise ValueError(f"{problem.name} is 2-D in space: the spectral path is 1-D; use --method pinn (or exact, "
+                         "with a closed form)")
 
     if method == "exact":
         _check_kwargs(method, method_kwargs, set())
@@ -66,9 +72,7 @@ def _solve_pde(problem: PDE, method: str, t: np.ndarray, x: np.ndarray, config: 
                              "spectral or pinn")
     else:
         _check_kwargs(method, method_kwargs, _SPECTRAL_KWARGS)
-    tt, xx = np.meshgrid(t, x, indexing="ij")
-    exact = (np.broadcast_to(np.asarray(problem.exact(tt, xx), dtype=np.float64), tt.shape).copy()
-             if problem.exact is not None else None)
+    exact = problem.exact_on_grid(t, x, y)
     start = time.perf_counter()
     if method == "exact":
         u, u_true = exact, None
@@ -78,7 +82,7 @@ def _solve_pde(problem: PDE, method: str, t: np.ndarray, x: np.ndarray, config: 
     wall = time.perf_counter() - start
     if not np.all(np.isfinite(u)):
         raise ValueError(f"the {method} solution of {problem.name} is not finite")
-    return solution_dataset(u, t=t, x=x, equation=problem.name, method=method, params=problem_params(problem),
+    return solution_dataset(u, t=t, x=x, y=y, equation=problem.name, method=method, params=problem_params(problem),
                             config=config, seed=seed, wall_time_s=wall, u_true=u_true)
 
 

@@ -49,7 +49,7 @@ ADVECTION = PDE("advection_diffusion", advection_diffusion, x_min=0.0, x_max=1.0
 def test_presets_and_user_equations_share_the_problem_interface():
     assert isinstance(HEAT, Problem) and isinstance(BURGERS, Problem) and isinstance(ADVECTION, Problem)
     assert BURGERS.derivatives == ("u", "u_t", "u_x", "u_xx") and ADVECTION.coefficients() == {"a": A, "d": D}
-    assert parse_derivative("u_xt") == (1, 1) and parse_derivative("u_xxxx") == (0, 4)
+    assert parse_derivative("u_xt") == (1, 1, 0) and parse_derivative("u_xxxx") == (0, 4, 0)
 
 
 def test_derivatives_by_name_match_closed_forms():

@@ -94,7 +94,8 @@ class PINN:
         return PINNNet(arch=c.arch, width=c.width, depth=c.depth, activation=c.activation,
                        x_modes=c.x_modes, fourier_features=c.fourier_features,
                        fourier_scale=c.fourier_scale, rwf=(c.rwf_mean, c.rwf_std) if c.rwf else None,
-                       dropout=c.dropout, rngs=nnx.Rngs(params=key), dtype=dtype, x_period=period)
+                       dropout=c.dropout, rngs=nnx.Rngs(params=key), dtype=dtype, x_period=period,
+                       x_dims=self.problem.dims)
 
     def init(self, key: jax.Array, coeffs: dict[str, Any] | None = None) -> Any:
         """Fresh parameters {"net": nnx.State, "coeffs": {name: log value}} in the config's dtype;
@@ -108,19 +109,27 @@ class PINN:
         """The PDE coefficients of ``params``: the problem's, with the unknowns' exp(raw)."""
         return {**self.coeffs, **{n: jnp.exp(params["coeffs"][n]) for n in self.unknowns}}
 
+    def _scaled(self, x: jax.Array) -> jax.Array:
+        """xi = (x - x_min) / L in [0, 1]: (N,), or (N, 2) (x and y) for a problem 2-D in space."""
+        p = self.problem
+        if p.dims == 1:
+            return (x - p.x_min) / p.length
+        return (x - jnp.asarray([p.x_min, p.y_min], x.dtype)) / jnp.asarray([p.length, p.y_length], x.dtype)
+
     def apply(self, params: Any, t: jax.Array, x: jax.Array, dropout_key: jax.Array | None = None) -> jax.Array:
-        """u(t, x) with the hard constraints applied. t, x: (N,) -> (N,).
+        """u(t, x) with the hard constraints applied. t: (N,), x: (N,) or (N, 2) (the points
+        (x, y) of a problem 2-D in space) -> (N,).
 
         Hard initial data: u = u0 + t_hat N B (u = u0 + t v0 + t_hat (N(t) - N(0)) B for an
         equation second order in time, so u(0) = u0 and u_t(0) = v0 exactly). Hard boundary
-        data: Dirichlet values by B = 4 xi (1 - xi) plus a lift linear in xi for nonzero values;
-        periodic ones by the network's periodic embedding of x (B = 1); Neumann ones are a loss
-        term."""
+        data: Dirichlet values by B = 4 xi (1 - xi) (in 2-D the product over x and y) plus a
+        lift linear in xi for nonzero values (in 2-D the one boundary value); periodic ones by
+        the network's periodic embedding of x (and y) (B = 1); Neumann ones are a loss term."""
         p = self.problem
         c = self.config.network
         net = nnx.merge(self.graphdef, params["net"])
         t_hat = t / p.t_end
-        xi = (x - p.x_min) / p.length
+        xi = self._scaled(x)
 
         def n_of(th):
             if c.odd_symmetric:  # odd about the centre: N(xi) - N(1 - xi)
@@ -129,14 +138,15 @@ class PINN:
 
         b = p.boundary
         dirichlet = c.hard_bc and b.kind == "dirichlet"
-        bc = 4.0 * xi * (1.0 - xi) if dirichlet else 1.0
+        bubble = 4.0 * xi * (1.0 - xi)
+        bc = (bubble if xi.ndim == 1 else jnp.prod(bubble, axis=-1)) if dirichlet else 1.0
         lift = 0.0
         if dirichlet and not b.homogeneous:  # the boundary values (their change since t = 0 under hard_ic)
             left, right = b.value("left", t), b.value("right", t)
             if c.hard_ic:
                 zero = jnp.zeros_like(t)
                 left, right = left - b.value("left", zero), right - b.value("right", zero)
-            lift = (1.0 - xi) * left + xi * right
+            lift = (1.0 - xi) * left + xi * right if xi.ndim == 1 else left  # 2-D: one value, left == right
         if not c.hard_ic:
             return lift + bc * n_of(t_hat)
         g = self._u0(xi) + lift
@@ -161,12 +171,15 @@ class PINN:
     # ----------------------------------------------------------------- points
     def _to_physical(self, t_hat: jax.Array, xi: jax.Array) -> tuple[jax.Array, jax.Array]:
         p = self.problem
-        return t_hat * p.t_end, p.x_min + xi * p.length
+        if p.dims == 1:
+            return t_hat * p.t_end, p.x_min + xi * p.length
+        return t_hat * p.t_end, (jnp.asarray([p.x_min, p.y_min], xi.dtype)
+                                 + xi * jnp.asarray([p.length, p.y_length], xi.dtype))
 
     def rad_pool(self, params: Any, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array, jax.Array]:
         """A RAD candidate pool (t, x, p) of rad_pool * n points and their probabilities."""
         s = self.config.sampling
-        th, xi = sampling.sample_uniform(key, s.rad_pool * n, _float_dtype(params))
+        th, xi = sampling.sample_uniform(key, s.rad_pool * n, _float_dtype(params), self.problem.dims)
         t, x = self._to_physical(th, xi)
         r = jax.lax.stop_gradient(self.residual(params, t, x))
         return t, x, sampling.rad_probabilities(r, s.rad_k, s.rad_c)
@@ -182,7 +195,7 @@ class PINN:
             if s.sampler == "sobol":  # built for the Adam phase's n_res and the quasi-Newton phase's qn.n_res
                 th, xi = sampling.sample_sobol(k_res, jnp.asarray(self._sobol[n_res], dtype))
             else:
-                th, xi = sampling.sample_uniform(k_res, n_res, dtype)
+                th, xi = sampling.sample_uniform(k_res, n_res, dtype, self.problem.dims)
             t, x = self._to_physical(th, xi)
         if self.config.loss.causal:
             t, x = sampling.sort_by_time(t, x)
@@ -422,11 +435,21 @@ class PINN:
         return jax.tree.map(lambda a: jnp.asarray(a, dtype=a.dtype), placeholders)
 
     # ----------------------------------------------------------------- evaluation
-    def predict_grid(self, params: Any, t: np.ndarray, x: np.ndarray, dropout_key: jax.Array | None = None) -> jax.Array:
-        """u on the grid t (nt,) x x (nx,): (nt, nx)."""
+    def predict_grid(self, params: Any, t: np.ndarray, x: np.ndarray, dropout_key: jax.Array | None = None, *,
+                     y: np.ndarray | None = None) -> jax.Array:
+        """u on the grid t (nt,) x x (nx,): (nt, nx); with y (ny,) (a problem 2-D in space) on
+        t x x x y: (nt, nx, ny), one time at a time."""
         dtype = _float_dtype(params)
-        tt, xx = jnp.meshgrid(jnp.asarray(t, dtype), jnp.asarray(x, dtype), indexing="ij")
-        return self.apply(params, tt.ravel(), xx.ravel(), dropout_key).reshape(tt.shape)
+        if y is None:
+            tt, xx = jnp.meshgrid(jnp.asarray(t, dtype), jnp.asarray(x, dtype), indexing="ij")
+            return self.apply(params, tt.ravel(), xx.ravel(), dropout_key).reshape(tt.shape)
+        xx, yy = jnp.meshgrid(jnp.asarray(x, dtype), jnp.asarray(y, dtype), indexing="ij")
+        pts = jnp.stack([xx.ravel(), yy.ravel()], axis=-1)
+
+        def at(ti):
+            return self.apply(params, jnp.full((pts.shape[0],), ti, dtype), pts, dropout_key).reshape(xx.shape)
+
+        return jax.lax.map(at, jnp.asarray(t, dtype))
 
 
 class Programs:
@@ -505,6 +528,12 @@ def _build_cached(problem: Any, initial: Any, initial_velocity: Any, config: PIN
     if kind == "periodic" and net.hard_bc and net.x_modes < 1:
         raise ValueError(f"{problem.name} is periodic: network.hard_bc needs network.x_modes >= 1 (the exact "
                          "periodic embedding of x), or set network.hard_bc=false for a periodicity loss")
+    if problem.dims == 2:
+        if not (net.hard_ic and net.hard_bc):
+            raise ValueError(f"{problem.name} is 2-D in space: its PINN builds the initial and boundary data into "
+                             "the network (network.hard_ic and network.hard_bc must stay true)")
+        if net.odd_symmetric:
+            raise ValueError(f"{problem.name} is 2-D in space: network.odd_symmetric is for 1-D problems")
     terms = ["res"]
     if not net.hard_ic:
         terms.append("ic")
@@ -522,5 +551,5 @@ def _build_cached(problem: Any, initial: Any, initial_velocity: Any, config: PIN
         graphdef, _ = nnx.split(nnx.eval_shape(lambda: proto._net(jax.random.key(0), _dtype(net.dtype))))
     sobol = None
     if config.sampling.sampler == "sobol":
-        sobol = {n: sampling.sobol_base(n) for n in {config.sampling.n_res, config.qn.n_res}}
+        sobol = {n: sampling.sobol_base(n, dims=1 + problem.dims) for n in {config.sampling.n_res, config.qn.n_res}}
     return PINN(problem, config, graphdef, dict(coeffs), unknowns, tuple(terms), u0, v0, residual, sobol)

@@ -53,7 +53,8 @@ class Dense(nnx.Module):
 
 
 class Embedding(nnx.Module):
-    """(t_hat, xi) in [0, 1]^2 -> features.
+    """(t_hat, xi) in [0, 1]^2 -> features (xi: (N,), or (N, 2) with ``x_dims`` = 2: the scaled
+    x and y of a problem 2-D in space, each embedded as below).
 
     x: raw xi (scaled to [-1, 1]) or, with ``x_modes`` = K > 0, the exact periodic
     embedding cos(2 pi k xi / P), sin(2 pi k xi / P), k = 1..K, of period ``x_period`` = P in
@@ -63,11 +64,12 @@ class Embedding(nnx.Module):
     """
 
     def __init__(self, *, x_modes: int, fourier_features: int, fourier_scale: float, rngs: nnx.Rngs, dtype,
-                 x_period: float = 2.0):
+                 x_period: float = 2.0, x_dims: int = 1):
         self.x_modes = x_modes
         self.x_period = float(x_period)
+        self.x_dims = int(x_dims)
         self.fourier = fourier_features > 0
-        d = 1 + (2 * x_modes if x_modes else 1)
+        d = 1 + self.x_dims * (2 * x_modes if x_modes else 1)
         if self.fourier:
             self.B = nnx.Param(fourier_scale * jax.random.normal(rngs.params(), (d, fourier_features), dtype))
             self.out_dim = 2 * fourier_features
@@ -75,14 +77,14 @@ class Embedding(nnx.Module):
             self.out_dim = d
 
     def __call__(self, t_hat: jax.Array, xi: jax.Array) -> jax.Array:
-        cols = [2.0 * t_hat - 1.0]
+        t_col = (2.0 * t_hat - 1.0)[:, None]
+        xs = xi.reshape(xi.shape[0], -1)  # (N, x_dims)
         if self.x_modes:
             k = jnp.arange(1, self.x_modes + 1, dtype=xi.dtype)
-            arg = (2.0 * jnp.pi / self.x_period) * xi[:, None] * k[None, :]
-            z = jnp.concatenate([jnp.stack(cols, -1), jnp.cos(arg), jnp.sin(arg)], axis=-1)
+            arg = ((2.0 * jnp.pi / self.x_period) * xs[:, :, None] * k[None, None, :]).reshape(xs.shape[0], -1)
+            z = jnp.concatenate([t_col, jnp.cos(arg), jnp.sin(arg)], axis=-1)
         else:
-            cols.append(2.0 * xi - 1.0)
-            z = jnp.stack(cols, axis=-1)
+            z = jnp.concatenate([t_col, 2.0 * xs - 1.0], axis=-1)
         if self.fourier:
             zb = z @ jax.lax.stop_gradient(self.B[...])
             z = jnp.concatenate([jnp.cos(zb), jnp.sin(zb)], axis=-1)
@@ -90,7 +92,8 @@ class Embedding(nnx.Module):
 
 
 class PINNNet(nnx.Module):
-    """The trainable network N(t_hat, xi) -> (N,), before hard constraints.
+    """The trainable network N(t_hat, xi) -> (N,), before hard constraints (xi: (N,) or, with
+    ``x_dims`` = 2, (N, 2)).
 
     arch "mlp": depth tanh layers of ``width``. "modified_mlp": U = act(W_u z), V = act(W_v z),
     each layer h <- g * U + (1 - g) * V with g = act(W h). "pirate": ``depth`` blocks of three
@@ -101,13 +104,14 @@ class PINNNet(nnx.Module):
 
     def __init__(self, *, arch: str, width: int, depth: int, activation: str, x_modes: int,
                  fourier_features: int, fourier_scale: float, rwf: tuple[float, float] | None,
-                 dropout: float, rngs: nnx.Rngs, dtype=jnp.float32, x_period: float = 2.0):
+                 dropout: float, rngs: nnx.Rngs, dtype=jnp.float32, x_period: float = 2.0, x_dims: int = 1):
         self.arch = arch
         self.act_name = activation
         self.dropout = float(dropout)
         self.width = width
         self.embed = Embedding(x_modes=x_modes, fourier_features=fourier_features,
-                               fourier_scale=fourier_scale, rngs=rngs, dtype=dtype, x_period=x_period)
+                               fourier_scale=fourier_scale, rngs=rngs, dtype=dtype, x_period=x_period,
+                               x_dims=x_dims)
         d = self.embed.out_dim
 
         def dense(i: int, o: int) -> Dense:

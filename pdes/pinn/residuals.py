@@ -1,9 +1,10 @@
 """PDE residuals by automatic differentiation: any equation stated as a function of u and its
 derivatives by name (``pdes.problems.Problem.equation``) becomes a residual of a field.
 
-A field is a function ``u(t, x) -> (N,)`` of two arrays ``t, x: (N,)`` whose points are
-independent (a network applied row by row). Derivatives are forward-mode (``jax.jvp`` with
-a tangent of ones): since row i of the output depends only on row i of the input, one jvp
+A field is a function ``u(t, x) -> (N,)`` of two arrays ``t: (N,)``, ``x: (N,)`` (or ``(N, 2)``,
+the points (x, y) of a problem 2-D in space) whose points are independent (a network applied
+row by row). Derivatives are forward-mode (``jax.jvp`` with a tangent of ones, or of the unit
+vector of x or y per row in 2-D): since row i of the output depends only on row i of the input, one jvp
 gives the derivative at every point. ``field_derivatives`` computes every requested
 derivative with one nested chain of jvps in x per order in t (u, u_x, u_xx ... come out of
 one pass), which is cheaper than reverse mode (``jax.grad`` under ``vmap``) for these small
@@ -30,6 +31,7 @@ __all__ = [
     "d_t",
     "d_x",
     "d_xx",
+    "d_y",
     "field_derivatives",
     "heat_residual",
     "initial_data",
@@ -42,14 +44,29 @@ __all__ = [
 Field = Callable[[jax.Array, jax.Array], jax.Array]
 
 
+def _unit(x: jax.Array, axis: int) -> jax.Array:
+    """The tangent of the coordinate ``axis`` at every point: ones for 1-D points x (N,), the
+    unit vector e_axis per row for 2-D points (N, 2)."""
+    if x.ndim == 1:
+        if axis:
+            raise ValueError("a y-derivative needs points 2-D in space, x of shape (N, 2)")
+        return jnp.ones_like(x)
+    return jnp.zeros_like(x).at[:, axis].set(1.0)
+
+
 def d_t(u: Field) -> Field:
     """u_t as a field."""
     return lambda t, x: jax.jvp(lambda s: u(s, x), (t,), (jnp.ones_like(t),))[1]
 
 
-def d_x(u: Field) -> Field:
-    """u_x as a field."""
-    return lambda t, x: jax.jvp(lambda y: u(t, y), (x,), (jnp.ones_like(x),))[1]
+def d_x(u: Field, axis: int = 0) -> Field:
+    """u_x as a field (u_y with axis=1, for points 2-D in space)."""
+    return lambda t, x: jax.jvp(lambda y: u(t, y), (x,), (_unit(x, axis),))[1]
+
+
+def d_y(u: Field) -> Field:
+    """u_y as a field (points 2-D in space, x: (N, 2))."""
+    return d_x(u, axis=1)
 
 
 def d_xx(u: Field) -> Field:
@@ -60,7 +77,7 @@ def d_xx(u: Field) -> Field:
 def _x_chain(g: Field, t: jax.Array, x: jax.Array, order: int) -> list[jax.Array]:
     """[g, g_x, ..., d^order g / dx^order] at the points, from one nested chain of jvps (each
     level returns the lower derivatives as aux, so nothing is computed twice)."""
-    ones = jnp.ones_like(x)
+    ones = _unit(x, 0)
 
     def level(k: int):
         if k == 0:
@@ -78,20 +95,24 @@ def _x_chain(g: Field, t: jax.Array, x: jax.Array, order: int) -> list[jax.Array
 
 
 def field_derivatives(u: Field, t: jax.Array, x: jax.Array, names: tuple[str, ...]) -> dict[str, jax.Array]:
-    """{name: value at the points} for derivative names such as "u", "u_t", "u_xx", "u_tx"
-    (``pdes.problems.parse_derivative``). t, x: (N,) -> each (N,). Per order p in t one chain
-    of jvps in x gives every x-order of d^p u / dt^p that is asked for."""
+    """{name: value at the points} for derivative names such as "u", "u_t", "u_xx", "u_tx",
+    "u_yy" (``pdes.problems.parse_derivative``). t: (N,), x: (N,) or (N, 2) (2-D in space) ->
+    each (N,). Per order p in t and order b in y one chain of jvps in x gives every x-order of
+    d^(p+b) u / dt^p dy^b that is asked for."""
     orders = {name: parse_derivative(name) for name in names}
     out: dict[str, jax.Array] = {}
-    for p in sorted({o[0] for o in orders.values()}):
+    for p, b in sorted({(o[0], o[2]) for o in orders.values()}):
+        group = {name: o[1] for name, o in orders.items() if (o[0], o[2]) == (p, b)}
         g = u
         for _ in range(p):
             g = d_t(g)
-        if p > 0 and all(q == 0 for (pp, q) in orders.values() if pp == p):
-            values = [g(t, x)]  # a t-derivative alone: no chain in x
+        for _ in range(b):
+            g = d_y(g)
+        if (p > 0 or b > 0) and all(q == 0 for q in group.values()):
+            values = [g(t, x)]  # no chain in x
         else:
-            values = _x_chain(g, t, x, max(q for (pp, q) in orders.values() if pp == p))
-        out.update({name: values[q] for name, (pp, q) in orders.items() if pp == p})
+            values = _x_chain(g, t, x, max(group.values()))
+        out.update({name: values[q] for name, q in group.items()})
     return out
 
 
@@ -187,14 +208,22 @@ def _series(coeffs: np.ndarray) -> Callable[[jax.Array], jax.Array]:
 
 
 def initial_data(problem: Problem) -> tuple[Callable, Callable | None]:
-    """Traceable initial data in the scaled coordinate xi = (x - x_min)/L in [0, 1]:
-    (u0(xi), v0(xi) or None). A PDE's own functions are used as they are (they must be
+    """Traceable initial data in the scaled coordinate xi = (x - x_min)/L in [0, 1] (for a
+    problem 2-D in space xi: (N, 2), the scaled x and y): (u0(xi), v0(xi) or None). A PDE's own functions are used as they are (they must be
     traceable). For the presets, sine coefficients are used as given and a callable initial
     condition is projected onto 128 sine modes (exact for the Burgers preset, -sin(pi x) =
     sin(2 pi xi))."""
     if isinstance(problem, PDE):
-        x_min, length = problem.x_min, problem.length
         v = problem.initial_velocity
+        if problem.dims == 2:  # xi: (N, 2), the scaled (x, y)
+            lo = (problem.x_min, problem.y_min)
+            size = (problem.length, problem.y_length)
+
+            def at(f):
+                return lambda xi: f(*(lo[i] + size[i] * xi[:, i] for i in range(2)))
+
+            return at(problem.initial), (at(v) if v is not None else None)
+        x_min, length = problem.x_min, problem.length
         return (lambda xi: problem.initial(x_min + length * xi),
                 (lambda xi: v(x_min + length * xi)) if v is not None else None)
     if getattr(problem, "initial", None) is None and getattr(problem, "sine_coeffs", None) is not None:

@@ -43,17 +43,16 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def reference_solution(problem: Any, t: np.ndarray, x: np.ndarray) -> np.ndarray | None:
-    """The reference on the grid t x x: the exact solution of a preset (``pdes.exact``), a PDE's
-    own ``exact`` closed form, or its spectral reference (periodic PDEs with a stated linear
-    part, ``pdes.spectral``); None where there is none."""
+def reference_solution(problem: Any, t: np.ndarray, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray | None:
+    """The reference on the grid t x x (x y for a problem 2-D in space): the exact solution of
+    a preset (``pdes.exact``), a PDE's own ``exact`` closed form, or its spectral reference
+    (periodic 1-D PDEs with a stated linear part, ``pdes.spectral``); None where there is none."""
     from pdes.problems import PDE
 
     if isinstance(problem, PDE):
         if problem.exact is not None:
-            tt, xx = np.meshgrid(np.asarray(t, dtype=np.float64), np.asarray(x, dtype=np.float64), indexing="ij")
-            return np.broadcast_to(np.asarray(problem.exact(tt, xx), dtype=np.float64), tt.shape).copy()
-        if problem.linear is not None and problem.boundary.kind == "periodic":
+            return problem.exact_on_grid(t, x, y)
+        if problem.linear is not None and problem.boundary.kind == "periodic" and problem.dims == 1:
             from pdes.spectral import pde_reference
 
             return pde_reference(problem, t, x)
@@ -78,13 +77,13 @@ def checkpoint_identity(pinn: PINN, **extra: Any) -> dict[str, Any]:
 
 
 def train(pinn: PINN, *, seed: int = 0, t_grid: np.ndarray, x_grid: np.ndarray, u_ref: np.ndarray | None,
-          progress: bool = True, checkpoint_dir: str | Path | None = None, resume: str | Path | None = None,
+          y_grid: np.ndarray | None = None, progress: bool = True, checkpoint_dir: str | Path | None = None, resume: str | Path | None = None,
           callback: Callable[[dict[str, float]], None] | None = None, programs: Programs = PROGRAMS) -> TrainResult:
     """Train ``pinn``: Adam for ``adam.steps``, then the quasi-Newton method for ``qn.steps``
     (``pdes.pinn.phases``, run by the chunked driver ``pdes.pinn.driver``).
 
     After each chunk of ``run.log_every`` steps the loss terms, weights, relative L2 error on
-    the grid (t_grid x x_grid against u_ref) and wall time are recorded and passed to
+    the grid (t_grid x x_grid (x y_grid) against u_ref) and wall time are recorded and passed to
     ``callback``. A non-finite loss or parameter stops training with a message on stderr; the
     last good state is kept (and checkpointed). ``checkpoint_dir`` gets a checkpoint
     (``plumbing.checkpoint``) every ``run.checkpoint_every`` steps and at the end of each phase;
@@ -106,7 +105,7 @@ def train(pinn: PINN, *, seed: int = 0, t_grid: np.ndarray, x_grid: np.ndarray, 
         row = {"step": float(step), "phase": float(phase), **{k: float(v) for k, v in metrics.items()}}
         row["rel_l2"] = math.nan
         if u_ref is not None:
-            u = np.asarray(programs.jit(pinn, "predict_grid")(p, t_grid, x_grid), dtype=np.float64)
+            u = np.asarray(_predict(programs, pinn, p, t_grid, x_grid, y_grid), dtype=np.float64)
             row["rel_l2"] = float(np.linalg.norm(u - u_ref) / ref_norm)
         row["wall_time_s"] = elapsed0[0] + time.perf_counter() - start
         row["cpu_time_s"] = time.process_time() - cpu_start  # this process, all threads; this run only
@@ -133,6 +132,13 @@ def train(pinn: PINN, *, seed: int = 0, t_grid: np.ndarray, x_grid: np.ndarray, 
     return TrainResult(params, hist, result.step, result.stopped, result.wall_time_s)
 
 
+def _predict(programs: Programs, pinn: PINN, params: Any, t: np.ndarray, x: np.ndarray,
+             y: np.ndarray | None) -> Any:
+    """The compiled ``predict_grid`` on t x x (x y)."""
+    fn = programs.jit(pinn, "predict_grid")
+    return fn(params, t, x) if y is None else fn(params, t, x, y=y)
+
+
 def resolve_config(problem: Any, *, preset: str = "fast", config: PINNConfig | None = None,
                    config_file: str | Path | None = None, steps: int | None = None,
                    overrides: dict[str, Any] | None = None) -> PINNConfig:
@@ -140,7 +146,7 @@ def resolve_config(problem: Any, *, preset: str = "fast", config: PINNConfig | N
     ``generic_config``), or ``config``; then TOML, --set overrides, --steps."""
     from pdes.pinn.configs import LEVELS, generic_config
 
-    check_problem(problem)
+    problem = check_problem(problem)
     if config is not None:
         base = config
     elif problem.name in LEVELS:
@@ -151,25 +157,34 @@ def resolve_config(problem: Any, *, preset: str = "fast", config: PINNConfig | N
 
 
 def check_problem(problem: Any) -> Any:
-    """The problem if PINNs can solve it (a ``pdes.problems.Problem``); ValueError otherwise."""
-    from pdes.problems import Problem
+    """The problem as a PINN solves it: a ``pdes.problems.Problem`` as it is, ``Heat2D`` as its
+    ``PDE`` 2-D in space; ValueError otherwise."""
+    from pdes.problems import Heat2D, Problem
 
+    if isinstance(problem, Heat2D):
+        return problem.as_pde()
     if not isinstance(problem, Problem):
-        raise ValueError(f"PINNs solve time-dependent problems in one space dimension (heat, wave, burgers, "
-                         f"allen_cahn, kdv or a pdes.PDE), got {type(problem).__name__}")
+        raise ValueError(f"PINNs solve time-dependent problems (heat, wave, burgers, heat2d, allen_cahn, kdv or a "
+                         f"pdes.PDE), got {type(problem).__name__}")
     return problem
 
 
 def problem_kind(problem: Any) -> str:
-    """The problem's name, for a problem a PINN can solve; ValueError otherwise."""
-    return check_problem(problem).name
+    """The name of a problem an inverse PINN can solve (one space dimension); ValueError otherwise."""
+    problem = check_problem(problem)
+    if problem.dims != 1:
+        raise ValueError(f"identifying coefficients works for problems in one space dimension; {problem.name} is "
+                         f"{problem.dims}-D")
+    return problem.name
 
 
 def solve_pinn(problem: Any, *, nx: int = 256, nt: int = 100, seed: int = 0, preset: str = "fast",
                config: PINNConfig | None = None, config_file: str | Path | None = None, steps: int | None = None,
                resume: str | Path | None = None, checkpoint_dir: str | Path | None = None,
                overrides: dict[str, Any] | None = None, progress: bool = True) -> xr.Dataset:
-    """Train a PINN for ``problem`` and return its solution Dataset on the nt x nx grid.
+    """Train a PINN for ``problem`` and return its solution Dataset on the nt x nx grid (nt x
+    nx x nx, y like x, for a problem 2-D in space; the training history's rel_l2 is then
+    measured on every k-th point of x and y, at most 64 of each).
 
     The Dataset has ``u`` (the network), ``u_true`` (exact solution), attrs ``config``
     (JSON), ``preset``, ``rel_l2``, ``steps_done``, ``stopped`` and the training history as
@@ -178,7 +193,7 @@ def solve_pinn(problem: Any, *, nx: int = 256, nt: int = 100, seed: int = 0, pre
     """
     from pdes.solution import solution_dataset
 
-    check_problem(problem)
+    given, problem = problem, check_problem(problem)
     for name, value in (("nx", nx), ("nt", nt)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 2:
             raise ValueError(f"{name} must be an integer >= 2, got {value!r}")
@@ -189,14 +204,21 @@ def solve_pinn(problem: Any, *, nx: int = 256, nt: int = 100, seed: int = 0, pre
     pinn = build_pinn(problem, cfg)
     t = np.linspace(0.0, float(problem.t_end), nt)
     x = np.linspace(float(problem.x_min), float(problem.x_max), nx)
-    u_ref = reference_solution(problem, t, x)
-    result = train(pinn, seed=seed, t_grid=t, x_grid=x, u_ref=u_ref, progress=progress,
-                   checkpoint_dir=checkpoint_dir, resume=resume)
+    y = np.linspace(float(problem.y_min), float(problem.y_max), nx) if problem.dims == 2 else None
+    u_ref = reference_solution(problem, t, x, y)
+    if y is None:
+        result = train(pinn, seed=seed, t_grid=t, x_grid=x, u_ref=u_ref, progress=progress,
+                       checkpoint_dir=checkpoint_dir, resume=resume)
+    else:  # the history on a coarser grid: every k-th point of x and y
+        k = -(-nx // 64)
+        result = train(pinn, seed=seed, t_grid=t, x_grid=x[::k], y_grid=y[::k],
+                       u_ref=None if u_ref is None else u_ref[:, ::k, ::k], progress=progress,
+                       checkpoint_dir=checkpoint_dir, resume=resume)
     with x64_if(uses_float64(result.params)):
-        u = np.asarray(PROGRAMS.jit(pinn, "predict_grid")(result.params, t, x), dtype=np.float64)
+        u = np.asarray(_predict(PROGRAMS, pinn, result.params, t, x, y), dtype=np.float64)
     rel = float(np.linalg.norm(u - u_ref) / np.linalg.norm(u_ref)) if u_ref is not None else math.nan
     ds = solution_dataset(
-        u, t=t, x=x, equation=problem.name, method="pinn", params=problem_params(problem),
+        u, t=t, x=x, y=y, equation=problem.name, method="pinn", params=problem_params(given),
         config={"preset": preset if config is None else "custom", **cfg.to_dict()}, seed=seed,
         wall_time_s=result.wall_time_s, u_true=u_ref,
         attrs={"preset": preset if config is None else "custom", "rel_l2": rel, "steps_done": result.steps_done,
