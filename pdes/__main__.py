@@ -55,7 +55,7 @@ def add_solve_parser(sub: Any) -> None:
     p.add_argument("--nu", type=_finite_float, help="viscosity (burgers)")
     p.add_argument("--alpha", type=_finite_float, help="diffusivity (heat, heat2d)")
     p.add_argument("--c", type=_finite_float, help="wave speed (wave)")
-    p.add_argument("--nx", type=int, default=None, help="grid points in x (default 256, >= 8)")
+    p.add_argument("--nx", type=int, default=None, help="grid points in x, and in y for a 2-D problem (default 256, >= 8)")
     p.add_argument("--nt", type=int, default=None, help="grid points in t (default 100, >= 2)")
     p.add_argument("--t-end", type=_finite_float, help="final time (default: the preset's)")
     p.add_argument("--steps", type=int, help="spectral: ETDRK4 steps (burgers); pinn: training steps")

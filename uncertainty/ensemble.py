@@ -160,6 +160,8 @@ def train_pinn_members(
     if not qn:
         changes["qn.steps"] = 0
     config = config.updated(changes) if changes else config
+    if getattr(problem, "dims", 1) != 1:
+        raise ValueError(f"PINN ensembles work for problems in one space dimension; {problem.name} is 2-D")
     pinn = build_pinn(problem, config)  # validates before any jit
     member_batch = default_member_batch(member_batch, m)
     mesh = member_mesh(m) if shard else None
