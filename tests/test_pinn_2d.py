@@ -190,3 +190,4 @@ def test_2d_pinn_refuses_soft_constraints_and_identification():
 
     with pytest.raises(ValueError, match="one space dimension; advection_diffusion_2d is 2-D"):
         train_pinn_members(TORUS, generic_config(TORUS), members=2, key=jax.random.key(0))
+

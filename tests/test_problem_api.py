@@ -226,3 +226,24 @@ def test_command_lines_keep_compiled_programs_in_the_persistent_cache(tmp_path, 
     assert not (tmp_path / "other").exists()
     monkeypatch.delenv("SCIML_JAX_CACHE")
     assert compilation_cache.cache_dir() == tmp_path / "other" / "jax"
+
+
+def test_u0_feature_lets_the_network_move_the_kink_of_the_initial_data():
+    # Allen-Cahn's u0 = x^2 cos(pi x) has slope -2 at x = 1 and +2 at x = -1 (a kink across the
+    # periodic boundary). With u = u0 + t N and N smooth and periodic, the slope jump stays -4
+    # at every time; with u0(x) as an input of N (network.u0_feature) it changes with N.
+    from pdes.pinn.residuals import d_x
+    from pdes.problems import ALLEN_CAHN
+
+    def jumps(u0_feature: bool) -> np.ndarray:
+        cfg = generic_config(ALLEN_CAHN).updated({"network.x_modes": 4, "network.u0_feature": u0_feature})
+        with jax.enable_x64(True):
+            pinn = build_pinn(ALLEN_CAHN, cfg)
+            params = pinn.init(jax.random.key(0))
+            u_x = d_x(pinn.field(params))
+            t = jnp.asarray([0.0, 0.5, 1.0])
+            return np.asarray(u_x(t, jnp.ones(3)) - u_x(t, -jnp.ones(3)))
+
+    np.testing.assert_allclose(jumps(False), -4.0, atol=1e-9)
+    moved = jumps(True)
+    assert abs(moved[0] + 4.0) < 1e-9 and np.all(np.abs(moved[1:] + 4.0) > 1e-3)

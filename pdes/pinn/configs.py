@@ -103,7 +103,10 @@ class NetworkConfig:
     in place of the network N: valid (and checked) when the initial data are odd about c, as
     for the Burgers preset, since the three equations are invariant under (x, u) -> (2c - x, -u);
     for Burgers it fixes the shock at the centre. ``dropout`` > 0 drops hidden units with one
-    mask per function sample (MC dropout). ``dtype`` is the Adam phase's float type."""
+    mask per function sample (MC dropout). ``u0_feature`` gives the network the initial data
+    u0(x) as one more input: a kink of u0 (Allen-Cahn's slope jump across the periodic boundary)
+    can then be cancelled by the network as it decays, which the smooth embedding of x cannot
+    (the ansatz u0 + t N keeps the kink otherwise). ``dtype`` is the Adam phase's float type."""
 
     arch: str = "modified_mlp"
     width: int = 64
@@ -121,6 +124,7 @@ class NetworkConfig:
     output_scale: float = 1.0
     dropout: float = 0.0
     dtype: str = "float32"
+    u0_feature: bool = False
 
     def __post_init__(self) -> None:
         _choice("network.arch", self.arch, ARCHS)

@@ -95,7 +95,7 @@ class PINN:
                        x_modes=c.x_modes, fourier_features=c.fourier_features,
                        fourier_scale=c.fourier_scale, rwf=(c.rwf_mean, c.rwf_std) if c.rwf else None,
                        dropout=c.dropout, rngs=nnx.Rngs(params=key), dtype=dtype, x_period=period,
-                       x_dims=self.problem.dims)
+                       x_dims=self.problem.dims, extra_inputs=1 if c.u0_feature else 0)
 
     def init(self, key: jax.Array, coeffs: dict[str, Any] | None = None) -> Any:
         """Fresh parameters {"net": nnx.State, "coeffs": {name: log value}} in the config's dtype;
@@ -131,10 +131,13 @@ class PINN:
         t_hat = t / p.t_end
         xi = self._scaled(x)
 
+        def at(th, s):  # the network at scaled points s, with u0(s) as an input when configured
+            return net(th, s, dropout_key, self._u0(s) if c.u0_feature else None)
+
         def n_of(th):
             if c.odd_symmetric:  # odd about the centre: N(xi) - N(1 - xi)
-                return 0.5 * c.output_scale * (net(th, xi, dropout_key) - net(th, 1.0 - xi, dropout_key))
-            return c.output_scale * net(th, xi, dropout_key)
+                return 0.5 * c.output_scale * (at(th, xi) - at(th, 1.0 - xi))
+            return c.output_scale * at(th, xi)
 
         b = p.boundary
         dirichlet = c.hard_bc and b.kind == "dirichlet"

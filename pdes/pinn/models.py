@@ -56,7 +56,7 @@ class Embedding(nnx.Module):
     """(t_hat, xi) in [0, 1]^2 -> features (xi: (N,), or (N, 2) with ``x_dims`` = 2: the scaled
     x and y of a problem 2-D in space, each embedded as below).
 
-    x: raw xi (scaled to [-1, 1]) or, with ``x_modes`` = K > 0, the exact periodic
+    ``extra_inputs`` further columns (e.g. u0(x)) are appended as given. x: raw xi (scaled to [-1, 1]) or, with ``x_modes`` = K > 0, the exact periodic
     embedding cos(2 pi k xi / P), sin(2 pi k xi / P), k = 1..K, of period ``x_period`` = P in
     xi: P = 2 is the odd extension of a Dirichlet problem, P = 1 a periodic problem. t: scaled to [-1, 1]. With ``fourier_features`` = m > 0, the
     concatenation above is mapped by a fixed Gaussian matrix B (d, m), entries N(0, scale^2),
@@ -64,19 +64,19 @@ class Embedding(nnx.Module):
     """
 
     def __init__(self, *, x_modes: int, fourier_features: int, fourier_scale: float, rngs: nnx.Rngs, dtype,
-                 x_period: float = 2.0, x_dims: int = 1):
+                 x_period: float = 2.0, x_dims: int = 1, extra_inputs: int = 0):
         self.x_modes = x_modes
         self.x_period = float(x_period)
         self.x_dims = int(x_dims)
         self.fourier = fourier_features > 0
-        d = 1 + self.x_dims * (2 * x_modes if x_modes else 1)
+        d = 1 + self.x_dims * (2 * x_modes if x_modes else 1) + int(extra_inputs)
         if self.fourier:
             self.B = nnx.Param(fourier_scale * jax.random.normal(rngs.params(), (d, fourier_features), dtype))
             self.out_dim = 2 * fourier_features
         else:
             self.out_dim = d
 
-    def __call__(self, t_hat: jax.Array, xi: jax.Array) -> jax.Array:
+    def __call__(self, t_hat: jax.Array, xi: jax.Array, extra: jax.Array | None = None) -> jax.Array:
         t_col = (2.0 * t_hat - 1.0)[:, None]
         xs = xi.reshape(xi.shape[0], -1)  # (N, x_dims)
         if self.x_modes:
@@ -85,6 +85,8 @@ class Embedding(nnx.Module):
             z = jnp.concatenate([t_col, jnp.cos(arg), jnp.sin(arg)], axis=-1)
         else:
             z = jnp.concatenate([t_col, 2.0 * xs - 1.0], axis=-1)
+        if extra is not None:  # further inputs, e.g. u0(x): (N,) or (N, k)
+            z = jnp.concatenate([z, extra.reshape(extra.shape[0], -1)], axis=-1)
         if self.fourier:
             zb = z @ jax.lax.stop_gradient(self.B[...])
             z = jnp.concatenate([jnp.cos(zb), jnp.sin(zb)], axis=-1)
@@ -104,14 +106,15 @@ class PINNNet(nnx.Module):
 
     def __init__(self, *, arch: str, width: int, depth: int, activation: str, x_modes: int,
                  fourier_features: int, fourier_scale: float, rwf: tuple[float, float] | None,
-                 dropout: float, rngs: nnx.Rngs, dtype=jnp.float32, x_period: float = 2.0, x_dims: int = 1):
+                 dropout: float, rngs: nnx.Rngs, dtype=jnp.float32, x_period: float = 2.0, x_dims: int = 1,
+                 extra_inputs: int = 0):
         self.arch = arch
         self.act_name = activation
         self.dropout = float(dropout)
         self.width = width
         self.embed = Embedding(x_modes=x_modes, fourier_features=fourier_features,
                                fourier_scale=fourier_scale, rngs=rngs, dtype=dtype, x_period=x_period,
-                               x_dims=x_dims)
+                               x_dims=x_dims, extra_inputs=extra_inputs)
         d = self.embed.out_dim
 
         def dense(i: int, o: int) -> Dense:
@@ -138,9 +141,10 @@ class PINNNet(nnx.Module):
         keys = jax.random.split(key, n)
         return [jax.random.bernoulli(k, keep, (width,)).astype(dtype) / keep for k in keys]
 
-    def __call__(self, t_hat: jax.Array, xi: jax.Array, dropout_key: jax.Array | None = None) -> jax.Array:
+    def __call__(self, t_hat: jax.Array, xi: jax.Array, dropout_key: jax.Array | None = None,
+                 extra: jax.Array | None = None) -> jax.Array:
         act = activation_fn(self.act_name)
-        z = self.embed(t_hat, xi)
+        z = self.embed(t_hat, xi, extra)
         masks = self._masks(dropout_key, len(self.layers), self.width, z.dtype)
 
         def drop(h: jax.Array, m: jax.Array | None) -> jax.Array:
