@@ -59,7 +59,7 @@ def add_solve_parser(sub: Any) -> None:
     p.add_argument("--nt", type=int, default=None, help="grid points in t (default 100, >= 2)")
     p.add_argument("--t-end", type=_finite_float, help="final time (default: the preset's)")
     p.add_argument("--steps", type=int, help="spectral: ETDRK4 steps (burgers); pinn: training steps")
-    p.add_argument("--points", type=int, help="spectral: points of the periodic (odd-extended) grid")
+    p.add_argument("--points", type=int, help="spectral: points of the periodic (odd-extended) grid (in x and in y for a 2-D problem)")
     p.add_argument("--modes", dest="points", type=int, action=DeprecatedFlag, new="--points", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--config", metavar="FILE.toml", help="TOML file: [problem] and [solve] tables (pinn: its config file)")

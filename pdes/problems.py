@@ -353,7 +353,8 @@ class PDE(Problem):
     (u_y, u_yy, u_xy, ...); ``initial``, ``initial_velocity`` and ``exact`` take (x, y) and
     (t, x, y); the boundary is periodic in both directions or Dirichlet with one value (a
     number or a function of t) on the whole boundary. The PINN builds both into the network,
-    as in 1-D; the spectral path is 1-D only."""
+    as in 1-D. The spectral path (periodic) takes ``linear(kx, ky, **coeffs)`` and a
+    ``nonlinear`` part that may ask for y-derivatives too."""
 
     name: str
     equation: Callable[..., Any]
@@ -404,8 +405,8 @@ class PDE(Problem):
         self._check_space(derivs)
         if self.nonlinear is not None:
             for d in equation_signature(self.nonlinear)[0]:
-                if parse_derivative(d)[0] or parse_derivative(d)[2]:
-                    raise ValueError(f"{self.name}: the nonlinear part may use u and its x-derivatives, not {d!r}")
+                if parse_derivative(d)[0] or (self.dims == 1 and parse_derivative(d)[2]):
+                    raise ValueError(f"{self.name}: the nonlinear part may use u and its space derivatives, not {d!r}")
         self._check_data()
 
     def coefficients(self) -> dict[str, float]:

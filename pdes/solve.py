@@ -56,14 +56,11 @@ def _check_kwargs(method: str, kwargs: dict[str, Any], allowed: set[str]) -> Non
 def _solve_pde(problem: PDE, method: str, t: np.ndarray, x: np.ndarray, config: dict[str, Any], seed: int,
                method_kwargs: dict[str, Any]) -> xr.Dataset:
     """A user's PDE: "exact" from its closed form, "spectral" from ``pdes.spectral.pde_reference``
-    (periodic, 1-D, linear part stated), with the closed form as u_true when there is one. A PDE
+    (periodic, linear part stated), with the closed form as u_true when there is one. A PDE
     2-D in space is solved on t x x x y, y with nx points like x."""
     from pdes.spectral import pde_reference
 
     y = np.linspace(float(problem.y_min), float(problem.y_max), x.size) if problem.dims == 2 else None
-    if method == "spectral" and y is not None:
-        raise ValueError(f"{problem.name} is 2-D in space: the spectral path is 1-D; use --method pinn (or exact, "
-                         "with a closed form)")
 
     if method == "exact":
         _check_kwargs(method, method_kwargs, set())
@@ -77,7 +74,7 @@ def _solve_pde(problem: PDE, method: str, t: np.ndarray, x: np.ndarray, config: 
     if method == "exact":
         u, u_true = exact, None
     else:
-        u = pde_reference(problem, t, x, **{k: v for k, v in method_kwargs.items() if v is not None})
+        u = pde_reference(problem, t, x, y=y, **{k: v for k, v in method_kwargs.items() if v is not None})
         u_true = exact
     wall = time.perf_counter() - start
     if not np.all(np.isfinite(u)):

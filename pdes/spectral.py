@@ -570,12 +570,14 @@ def flux_nonlinear(flux: Callable[[jax.Array], jax.Array]) -> Nonlinear:
     return nonlinear
 
 
-@functools.partial(jax.jit, static_argnames=("nonlinear", "n"))
+@functools.partial(jax.jit, static_argnames=("nonlinear", "n", "dims"))
 def _semilinear_trajectories(
-    v0: jax.Array, table: ETDRK4Coeffs, which: jax.Array, counts: jax.Array, k: jax.Array, mask: jax.Array, nonlinear: Nonlinear, n: int
+    v0: jax.Array, table: ETDRK4Coeffs, which: jax.Array, counts: jax.Array, k: jax.Array, mask: jax.Array, nonlinear: Nonlinear, n: int,
+    dims: int = 1,
 ) -> jax.Array:
     """v0: (B, nk); table: fields (nh, nk), one coefficient set per distinct step size; which: (ns,)
-    index into the table per save interval; counts: (ns,) steps per interval. -> (B, ns, n)."""
+    index into the table per save interval; counts: (ns,) steps per interval. -> (B, ns, n), or
+    (B, ns, n, n) for dims = 2 (v: the rfft2 coefficients (n, n/2 + 1), flattened)."""
 
     def masked(v: jax.Array) -> jax.Array:
         return mask * nonlinear(v, k)
@@ -588,6 +590,8 @@ def _semilinear_trajectories(
             return v, v
 
         saved = jax.lax.scan(interval, v_init, (which, counts))[1]  # (ns, nk)
+        if dims == 2:
+            return jnp.fft.irfft2(saved.reshape(saved.shape[0], n, n // 2 + 1), s=(n, n))
         return jnp.fft.irfft(saved, n=n, axis=-1)
 
     return jax.vmap(trajectory)(mask * v0)
@@ -606,9 +610,11 @@ def _linear_symbol(linear: Any, k: np.ndarray) -> np.ndarray:
 
 
 def _semilinear_run(
-    v0: np.ndarray, lin: np.ndarray, k: np.ndarray, mask: np.ndarray, nonlinear: Nonlinear, t: np.ndarray, n_steps: int, n: int
+    v0: np.ndarray, lin: np.ndarray, k: np.ndarray, mask: np.ndarray, nonlinear: Nonlinear, t: np.ndarray, n_steps: int, n: int,
+    dims: int = 1,
 ) -> np.ndarray:
-    """One ETDRK4 run of the checked problem over the save times t (ns,) with ~n_steps steps: (B, ns, n)."""
+    """One ETDRK4 run of the checked problem over the save times t (ns,) with ~n_steps steps:
+    (B, ns, n) ((B, ns, n, n) for dims = 2)."""
     dt_target = float(t[-1]) / n_steps if t[-1] > 0 else 1.0
     gaps = t - np.concatenate([[0.0], t[:-1]])
     counts = np.where(gaps > 0, np.ceil(gaps / dt_target - 1e-9), 0).astype(np.int64)
@@ -624,8 +630,26 @@ def _semilinear_run(
             jnp.asarray(mask),
             nonlinear,
             n,
+            dims,
         )
         return np.asarray(out, dtype=np.float64)
+
+
+def _run_to_tolerance(run: Callable[[int], np.ndarray], n_steps: int | None, tol: float) -> np.ndarray:
+    """run(n_steps), or with n_steps None: doubling from 64 steps until successive runs differ by
+    <= 15 tol (relative L2 over the whole output), at most 2^17 steps; the finer run."""
+    if n_steps is not None:
+        return run(int(n_steps))
+    steps, out = 64, run(64)
+    while True:
+        if steps >= 2**17:
+            raise ValueError(f"ETDRK4 did not reach tol={tol} within {steps} steps; pass n_steps")
+        steps *= 2
+        finer = run(steps)
+        change = np.linalg.norm(finer - out) / max(float(np.linalg.norm(finer)), 1e-300)
+        out = finer
+        if np.isfinite(change) and change <= 15 * tol:
+            return out
 
 
 def solve_periodic_semilinear(
@@ -689,20 +713,7 @@ def solve_periodic_semilinear(
     lin = _linear_symbol(linear, k)
     mask = dealias_mask(n) if dealias else np.ones(k.size)
     v0 = np.fft.rfft(arr, axis=-1)
-    run = functools.partial(_semilinear_run, v0, lin, k, mask, nonlinear, t, n=n)
-    if n_steps is not None:
-        out = run(int(n_steps))
-    else:
-        steps, out = 64, run(64)
-        while True:
-            if steps >= 2**17:
-                raise ValueError(f"ETDRK4 did not reach tol={tol} within {steps} steps; pass n_steps")
-            steps *= 2
-            finer = run(steps)
-            change = np.linalg.norm(finer - out) / max(float(np.linalg.norm(finer)), 1e-300)
-            out = finer
-            if np.isfinite(change) and change <= 15 * tol:
-                break
+    out = _run_to_tolerance(functools.partial(_semilinear_run, v0, lin, k, mask, nonlinear, t, n=n), n_steps, tol)
     if not np.all(np.isfinite(out)):
         raise ValueError(f"the solve became non-finite (n_steps={n_steps} too few for n={n}?)")
     return out[0] if single else out
@@ -767,11 +778,13 @@ def kdv_terms(delta: float = 0.022) -> tuple[Callable[[np.ndarray], np.ndarray],
 
 
 def _reference_on(
-    t: Any, x: Any, solve: Callable[[np.ndarray], np.ndarray], u0: Callable[[np.ndarray], np.ndarray], *, x_min: float, length: float
+    t: Any, x: Any, solve: Callable[[np.ndarray], np.ndarray], u0: Callable[..., np.ndarray], *, x_min: float, length: float,
+    y: Any = None, y_min: float = 0.0, y_length: float = 1.0,
 ) -> np.ndarray:
     """Evaluate a periodic solver on any times t (nt,) >= 0 (any order, repeats allowed) and points
     x (nx,): solve(t_sorted) -> (nt_unique, n) grid values, Fourier-interpolated to x; rows with
-    t = 0 are u0(x) itself. Returns (nt, nx)."""
+    t = 0 are u0(x) itself. Returns (nt, nx). With y (ny,) (2-D): solve gives (nt_unique, n, n)
+    on the periodic grids of x and y, u0 is u0(x, y), and the result is (nt, nx, ny)."""
     t = np.asarray(t, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or np.any(t < 0):
@@ -779,13 +792,21 @@ def _reference_on(
         raise ValueError(f"t must be a non-empty 1-D array of finite times >= 0, got {bad}")
     if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)):
         raise ValueError(f"x must be a non-empty 1-D array of finite points, got shape {x.shape}")
+    if y is not None:
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim != 1 or y.size == 0 or not np.all(np.isfinite(y)):
+            raise ValueError(f"y must be a non-empty 1-D array of finite points, got shape {y.shape}")
     times, back = np.unique(t, return_inverse=True)
-    out = np.empty((times.size, x.size))
+    out = np.empty((times.size, x.size) + (() if y is None else (y.size,)))
     positive = times > 0
-    out[~positive] = u0(x)
+    out[~positive] = u0(x) if y is None else u0(*np.meshgrid(x, y, indexing="ij"))
     if positive.any():
         grid = solve(times[positive])
-        out[positive] = fourier_interpolate(grid, x, x0=x_min, length=length)
+        if y is None:
+            out[positive] = fourier_interpolate(grid, x, x0=x_min, length=length)
+        else:  # along y (the last axis), then along x
+            along_y = np.swapaxes(fourier_interpolate(grid, y, x0=y_min, length=y_length), -1, -2)
+            out[positive] = np.swapaxes(fourier_interpolate(along_y, x, x0=x_min, length=length), -1, -2)
     return out[back.reshape(-1)]
 
 
@@ -888,6 +909,59 @@ def _pde_terms(problem: Any) -> tuple[Callable[[np.ndarray], np.ndarray], Nonlin
     return linear, physical_nonlinear(f, derivatives=max(orders))
 
 
+def _pde_reference_2d(problem: Any, t: Any, x: Any, y: Any, *, n: int, n_steps: int | None) -> np.ndarray:
+    _check_reference_grid(n, 1 if n_steps is None else n_steps)
+    lin, nonlinear, k, mask = _pde_terms_2d(problem, n)
+    gx = periodic_grid(n, x_min=problem.x_min, length=problem.length)
+    gy = periodic_grid(n, x_min=problem.y_min, length=problem.y_length)
+    v0 = np.fft.rfft2(problem.u0(*np.meshgrid(gx, gy, indexing="ij"))).reshape(1, -1)
+
+    def solve(times: np.ndarray) -> np.ndarray:
+        run = functools.partial(_semilinear_run, v0, lin, k, mask, nonlinear, times, n=n, dims=2)
+        out = _run_to_tolerance(run, n_steps, 1e-10)[0]
+        if not np.all(np.isfinite(out)):
+            raise ValueError(f"the spectral solve of {problem.name} became non-finite (n_steps={n_steps} too few?)")
+        return out
+
+    return _reference_on(t, x, solve, problem.u0, x_min=problem.x_min, length=problem.length, y=y,
+                         y_min=problem.y_min, y_length=problem.y_length)
+
+
+@functools.lru_cache(maxsize=16)
+def _pde_terms_2d(problem: Any, n: int) -> tuple[np.ndarray, Nonlinear, np.ndarray, np.ndarray]:
+    """(L, N, k, mask) of a periodic PDE 2-D in space on an n x n grid, all on the rfft2 modes
+    (n, n/2 + 1) flattened: L = linear(kx, ky, **coeffs); k = (kx, ky) stacked (2, modes); the
+    2/3 mask in both directions; N(v, k) from ``nonlinear`` (u and its x- and y-derivatives by
+    name, spectral: d/dx <-> i kx, d/dy <-> i ky). Cached per (problem, n): one compiled program."""
+    from pdes.problems import equation_signature, parse_derivative
+
+    coeffs = problem.coefficients()
+    mx = np.fft.fftfreq(n, 1.0 / n)  # x: the full-fft axis; y: the rfft axis
+    my = np.arange(n // 2 + 1)
+    kx, ky = np.meshgrid(2 * math.pi * mx / problem.length, 2 * math.pi * my / problem.y_length, indexing="ij")
+    mask = ((3 * np.abs(mx)[:, None] < n) & (3 * my[None, :] < n)).astype(np.float64).ravel()
+    lin = np.asarray(problem.linear(kx, ky, **_keyword(problem.linear, coeffs)))
+    if lin.shape == ():
+        lin = np.full(kx.shape, lin)
+    if lin.shape != kx.shape or not np.all(np.isfinite(lin)):
+        raise ValueError(f"{problem.name}: linear(kx, ky) must give finite values of the shape of kx, {kx.shape}, "
+                         f"got {lin.shape}")
+    lin = (lin.astype(np.complex128) if np.iscomplexobj(lin) else lin.astype(np.float64)).ravel()
+    k = np.stack([kx.ravel(), ky.ravel()])
+    if problem.nonlinear is None:
+        return lin, lambda v, k: jnp.zeros_like(v), k, mask
+    names, _ = equation_signature(problem.nonlinear)
+    orders = [parse_derivative(name)[1:] for name in names]
+    kw = _keyword(problem.nonlinear, coeffs)
+
+    def nonlinear(v: jax.Array, k: jax.Array) -> jax.Array:
+        ikx, iky = 1j * k[0], 1j * k[1]
+        fields = [jnp.fft.irfft2((v * ikx**a * iky**b).reshape(n, n // 2 + 1), s=(n, n)) for a, b in orders]
+        return jnp.fft.rfft2(problem.nonlinear(*fields, **kw)).ravel()
+
+    return lin, nonlinear, k, mask
+
+
 def _keyword(fn: Callable[..., Any], coeffs: dict[str, float]) -> dict[str, float]:
     """The coefficients ``fn`` takes as keyword-only parameters."""
     from pdes.problems import equation_signature
@@ -901,9 +975,13 @@ def _keyword(fn: Callable[..., Any], coeffs: dict[str, float]) -> dict[str, floa
     return {k: v for k, v in coeffs.items() if k in wanted}
 
 
-def pde_reference(problem: Any, t: Any, x: Any, *, n_points: int | None = None, n_steps: int | None = None) -> np.ndarray:
+def pde_reference(problem: Any, t: Any, x: Any, *, y: Any = None, n_points: int | None = None,
+                  n_steps: int | None = None) -> np.ndarray:
     """The spectral reference of a periodic ``pdes.PDE`` with its linear part stated (``linear``,
-    and ``nonlinear``) on any times t (nt,) >= 0 and points x (nx,): (nt, nx) float64.
+    and ``nonlinear``) on any times t (nt,) >= 0 and points x (nx,): (nt, nx) float64; for a PDE
+    2-D in space on t x x x y, (nt, nx, ny): ETDRK4 on an n x n periodic grid (n = ``n_points``,
+    default 128; ``linear(kx, ky, **coeffs)``, ``nonlinear`` of u and its x- and y-derivatives),
+    the 2/3 rule in both directions.
 
     The Allen-Cahn and KdV presets use ``allen_cahn_reference`` / ``kdv_reference`` (the former
     starts from the exact Fourier series of its kinked initial data); any other PDE runs
@@ -915,6 +993,10 @@ def pde_reference(problem: Any, t: Any, x: Any, *, n_points: int | None = None, 
         raise ValueError(f"{problem.name}: the spectral path needs a periodic problem with its linear part stated "
                          "(PDE(..., boundary=PERIODIC, linear=L(k), nonlinear=N(u, u_x, ...)))")
     kw = {k: v for k, v in (("n_points", n_points), ("n_steps", n_steps)) if v is not None}
+    if (y is None) != (problem.dims == 1):
+        raise ValueError(f"{problem.name} is {problem.dims}-D in space: give " + ("x and y" if problem.dims == 2 else "x only"))
+    if problem.dims == 2:
+        return _pde_reference_2d(problem, t, x, y, n=int(kw.get("n_points", 128)), n_steps=kw.get("n_steps"))
     coeffs = problem.coefficients()
     if problem is ALLEN_CAHN or (problem.equation is ALLEN_CAHN.equation and problem.initial is ALLEN_CAHN.initial):
         return allen_cahn_reference(t, x, eps=coeffs["eps"], gamma=coeffs["gamma"], **kw)

@@ -46,16 +46,16 @@ class TrainResult:
 def reference_solution(problem: Any, t: np.ndarray, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray | None:
     """The reference on the grid t x x (x y for a problem 2-D in space): the exact solution of
     a preset (``pdes.exact``), a PDE's own ``exact`` closed form, or its spectral reference
-    (periodic 1-D PDEs with a stated linear part, ``pdes.spectral``); None where there is none."""
+    (periodic PDEs with a stated linear part, ``pdes.spectral``); None where there is none."""
     from pdes.problems import PDE
 
     if isinstance(problem, PDE):
         if problem.exact is not None:
             return problem.exact_on_grid(t, x, y)
-        if problem.linear is not None and problem.boundary.kind == "periodic" and problem.dims == 1:
+        if problem.linear is not None and problem.boundary.kind == "periodic":
             from pdes.spectral import pde_reference
 
-            return pde_reference(problem, t, x)
+            return pde_reference(problem, t, x, y=y)
         return None
     from pdes.exact import exact_solution
 
