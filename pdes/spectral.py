@@ -598,7 +598,8 @@ def _semilinear_trajectories(
 
 
 def _linear_symbol(linear: Any, k: np.ndarray) -> np.ndarray:
-    """L(k) on the rfft wave numbers k (nk,): evaluate a callable or check an array; (nk,)."""
+    """L(k) on the rfft wave numbers k (nk,) (or the 2-D grid kx): evaluate a callable or check an
+    array; of k's shape."""
     lin = np.asarray(linear(k) if callable(linear) else linear)
     if lin.shape == ():
         lin = np.full(k.shape, lin)
@@ -940,13 +941,7 @@ def _pde_terms_2d(problem: Any, n: int) -> tuple[np.ndarray, Nonlinear, np.ndarr
     my = np.arange(n // 2 + 1)
     kx, ky = np.meshgrid(2 * math.pi * mx / problem.length, 2 * math.pi * my / problem.y_length, indexing="ij")
     mask = ((3 * np.abs(mx)[:, None] < n) & (3 * my[None, :] < n)).astype(np.float64).ravel()
-    lin = np.asarray(problem.linear(kx, ky, **_keyword(problem.linear, coeffs)))
-    if lin.shape == ():
-        lin = np.full(kx.shape, lin)
-    if lin.shape != kx.shape or not np.all(np.isfinite(lin)):
-        raise ValueError(f"{problem.name}: linear(kx, ky) must give finite values of the shape of kx, {kx.shape}, "
-                         f"got {lin.shape}")
-    lin = (lin.astype(np.complex128) if np.iscomplexobj(lin) else lin.astype(np.float64)).ravel()
+    lin = _linear_symbol(problem.linear(kx, ky, **_keyword(problem.linear, coeffs)), kx).ravel()
     k = np.stack([kx.ravel(), ky.ravel()])
     if problem.nonlinear is None:
         return lin, lambda v, k: jnp.zeros_like(v), k, mask

@@ -193,6 +193,8 @@ def test_spectral_path_in_2d_matches_the_closed_form_and_the_1d_solver():
     assert np.linalg.norm(medium - fine) / scale < 1e-9 < np.linalg.norm(coarse - fine) / scale
     with pytest.raises(ValueError, match="2-D in space: give x and y"):
         pde_reference(mixed, t, x)
+    with pytest.raises(ValueError, match="one value per rfft mode"):
+        pde_reference(replace(mixed, linear=lambda kx, ky, *, nu: kx[0]), t, x, y=y, n_points=32)
 
 
 def _burgers_2d(u, u_t, u_x, u_y, u_xx, u_yy, *, nu):

@@ -509,8 +509,10 @@ _BURGERS = PINNConfig(network=NetworkConfig(arch="mlp", width=20, depth=3, rwf=F
 # Allen-Cahn and KdV (issue 21): periodic, x embedded exactly periodically, initial data built in
 # (for Allen-Cahn, whose u0 is kinked across the periodic boundary, u0 + t N keeps the kink; the
 # reaction pulls u to -1 there, so what the network must cancel stays small).
+# u0(x) as a network input: u0's kink across the periodic boundary decays (slope jump 4 e^{-10 t});
+# the smooth embedding of x cannot cancel it, and it held 98.5 % of the squared error of `accurate`
 _ALLEN_CAHN = PINNConfig(network=NetworkConfig(arch="mlp", width=32, depth=3, x_modes=4, rwf=False,
-                                               dtype="float64"),
+                                               dtype="float64", u0_feature=True),
                          sampling=SamplingConfig(n_res=2048, n_ic=512, n_bc=128),
                          adam=AdamConfig(lr=3e-3, decay_steps=400), qn=QNConfig(method="ssbroyden", n_res=4096))
 _KDV = PINNConfig(network=NetworkConfig(arch="mlp", width=32, depth=3, x_modes=4, rwf=False, dtype="float64"),
