@@ -419,8 +419,7 @@ class PDE(Problem):
         if self.exact is None:
             return None
         axes = [np.asarray(a, dtype=np.float64) for a in (t, *self._space(x, y))]
-        grid = np.meshgrid(*axes, indexing="ij")
-        return np.broadcast_to(np.asarray(self.exact(*grid), dtype=np.float64), grid[0].shape).copy()
+        return _float64_values(self.exact, *np.meshgrid(*axes, indexing="ij"))
 
     @property
     def y_length(self) -> float | None:
@@ -608,18 +607,9 @@ class Heat2D:
         """This problem as a ``PDE`` 2-D in space, what the PINN solves: u_t - alpha (u_xx +
         u_yy) = 0, zero Dirichlet, the double sine series as traceable initial data and as the
         closed form ``exact`` (an ``initial`` callable is used as it is: write it with
-        jax.numpy for a PINN; its exact solution comes from its sine coefficients)."""
-        from pdes.exact import sine_coefficients_2d
-
-        if self.initial is not None:
-            initial, b = self.initial, sine_coefficients_2d(self.initial, self.length)
-        else:
-            b = np.asarray(self.sine_coeffs, dtype=float)
-            initial = functools.partial(_double_sine, b=b, length=self.length, alpha=0.0)
-        exact = functools.partial(_double_sine, b=b, length=self.length, alpha=self.alpha)
-        return PDE(self.name, _heat2d, x_min=0.0, x_max=self.length, y_min=0.0, y_max=self.length,
-                   t_end=self.t_end, initial=initial, boundary=ZERO_DIRICHLET, coeffs={"alpha": self.alpha},
-                   exact=lambda t, x, y: exact(x, y, t=t))
+        jax.numpy for a PINN; its exact solution comes from its sine coefficients). One object
+        per problem (cached), so runs of one problem share their compiled programs."""
+        return _heat2d_pde(self, self.initial)
 
     def u0(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Initial condition at points (x, y) of one shape."""
@@ -633,6 +623,22 @@ class Heat2D:
         sx = np.sin(math.pi * k * x[..., None] / self.length)  # (..., K)
         sy = np.sin(math.pi * l_ * y[..., None] / self.length)  # (..., L)
         return np.einsum("...k,kl,...l->...", sx, b, sy)
+
+
+@functools.lru_cache(maxsize=16)
+def _heat2d_pde(problem: Heat2D, initial: Any) -> PDE:
+    """``Heat2D.as_pde`` (keyed on ``initial`` too: problems compare without their callables)."""
+    from pdes.exact import sine_coefficients_2d
+
+    if initial is not None:
+        b = sine_coefficients_2d(initial, problem.length)
+    else:
+        b = np.asarray(problem.sine_coeffs, dtype=float)
+        initial = functools.partial(_double_sine, b=b, length=problem.length, alpha=0.0)
+    exact = functools.partial(_double_sine, b=b, length=problem.length, alpha=problem.alpha)
+    return PDE(problem.name, _heat2d, x_min=0.0, x_max=problem.length, y_min=0.0, y_max=problem.length,
+               t_end=problem.t_end, initial=initial, boundary=ZERO_DIRICHLET, coeffs={"alpha": problem.alpha},
+               exact=lambda t, x, y: exact(x, y, t=t))
 
 
 def _heat2d(u_t, u_xx, u_yy, *, alpha):

@@ -131,13 +131,14 @@ class PINN:
         t_hat = t / p.t_end
         xi = self._scaled(x)
 
-        def at(th, s):  # the network at scaled points s, with u0(s) as an input when configured
-            return net(th, s, dropout_key, self._u0(s) if c.u0_feature else None)
+        u0 = self._u0(xi) if c.hard_ic or c.u0_feature else None
+        extra = u0 if c.u0_feature else None  # u0(x) as a network input
 
         def n_of(th):
             if c.odd_symmetric:  # odd about the centre: N(xi) - N(1 - xi)
-                return 0.5 * c.output_scale * (at(th, xi) - at(th, 1.0 - xi))
-            return c.output_scale * at(th, xi)
+                mirror = self._u0(1.0 - xi) if c.u0_feature else None
+                return 0.5 * c.output_scale * (net(th, xi, dropout_key, extra) - net(th, 1.0 - xi, dropout_key, mirror))
+            return c.output_scale * net(th, xi, dropout_key, extra)
 
         b = p.boundary
         dirichlet = c.hard_bc and b.kind == "dirichlet"
@@ -152,7 +153,7 @@ class PINN:
             lift = (1.0 - xi) * left + xi * right if xi.ndim == 1 else left  # 2-D: one value, left == right
         if not c.hard_ic:
             return lift + bc * n_of(t_hat)
-        g = self._u0(xi) + lift
+        g = u0 + lift
         if self._second_order:
             if self._v0 is not None:
                 g = g + t * self._v0(xi)
