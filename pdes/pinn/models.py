@@ -56,10 +56,11 @@ class Embedding(nnx.Module):
     """(t_hat, xi) in [0, 1]^2 -> features (xi: (N,), or (N, 2) with ``x_dims`` = 2: the scaled
     x and y of a problem 2-D in space, each embedded as below).
 
-    ``extra_inputs`` further columns (e.g. u0(x)) are appended as given. x: raw xi (scaled to [-1, 1]) or, with ``x_modes`` = K > 0, the exact periodic
-    embedding cos(2 pi k xi / P), sin(2 pi k xi / P), k = 1..K, of period ``x_period`` = P in
-    xi: P = 2 is the odd extension of a Dirichlet problem, P = 1 a periodic problem. t: scaled to [-1, 1]. With ``fourier_features`` = m > 0, the
-    concatenation above is mapped by a fixed Gaussian matrix B (d, m), entries N(0, scale^2),
+    x: raw xi (scaled to [-1, 1]) or, with ``x_modes`` = K > 0, the exact periodic embedding
+    cos(2 pi k xi / P), sin(2 pi k xi / P), k = 1..K, of period ``x_period`` = P in xi: P = 2
+    is the odd extension of a Dirichlet problem, P = 1 a periodic problem. t: scaled to
+    [-1, 1]. ``extra_inputs`` further columns (e.g. u0(x)) are appended as given. With
+    ``fourier_features`` = m > 0, the concatenation above is mapped by a fixed Gaussian matrix B (d, m), entries N(0, scale^2),
     to [cos(zB), sin(zB)] (2m features); B is stored as a parameter but never trained.
     """
 

@@ -4,10 +4,10 @@ derivatives by name (``pdes.problems.Problem.equation``) becomes a residual of a
 A field is a function ``u(t, x) -> (N,)`` of two arrays ``t: (N,)``, ``x: (N,)`` (or ``(N, 2)``,
 the points (x, y) of a problem 2-D in space) whose points are independent (a network applied
 row by row). Derivatives are forward-mode (``jax.jvp`` with a tangent of ones, or of the unit
-vector of x or y per row in 2-D): since row i of the output depends only on row i of the input, one jvp
-gives the derivative at every point. ``field_derivatives`` computes every requested
-derivative with one nested chain of jvps in x per order in t (u, u_x, u_xx ... come out of
-one pass), which is cheaper than reverse mode (``jax.grad`` under ``vmap``) for these small
+vector of x or y per row in 2-D): since row i of the output depends only on row i of the
+input, one jvp gives the derivative at every point. ``field_derivatives`` computes every
+requested derivative with one nested chain of jvps in x per order in t (and in y) (u, u_x,
+u_xx ... come out of one pass), which is cheaper than reverse mode (``jax.grad`` under ``vmap``) for these small
 networks (measured in ``benchmarks/results/pinn.md``).
 
 The coefficients are arguments, never literals, so an inverse problem can make them trainable.
@@ -209,10 +209,10 @@ def _series(coeffs: np.ndarray) -> Callable[[jax.Array], jax.Array]:
 
 def initial_data(problem: Problem) -> tuple[Callable, Callable | None]:
     """Traceable initial data in the scaled coordinate xi = (x - x_min)/L in [0, 1] (for a
-    problem 2-D in space xi: (N, 2), the scaled x and y): (u0(xi), v0(xi) or None). A PDE's own functions are used as they are (they must be
-    traceable). For the presets, sine coefficients are used as given and a callable initial
-    condition is projected onto 128 sine modes (exact for the Burgers preset, -sin(pi x) =
-    sin(2 pi xi))."""
+    problem 2-D in space xi: (N, 2), the scaled x and y): (u0(xi), v0(xi) or None). A PDE's
+    own functions are used as they are (they must be traceable). For the presets, sine
+    coefficients are used as given and a callable initial condition is projected onto 128 sine
+    modes (exact for the Burgers preset, -sin(pi x) = sin(2 pi xi))."""
     if isinstance(problem, PDE):
         v = problem.initial_velocity
         if problem.dims == 2:  # xi: (N, 2), the scaled (x, y)
