@@ -177,6 +177,14 @@ class Problem:
         return 1 if getattr(self, "y_min", None) is None else 2
 
     @property
+    def box(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(lower corner, side lengths) of the space domain: ((x_min,), (L,)) or, 2-D, ((x_min,
+        y_min), (L_x, L_y))."""
+        if self.dims == 1:
+            return (self.x_min,), (self.length,)
+        return (self.x_min, self.y_min), (self.length, self.y_max - self.y_min)
+
+    @property
     def derivatives(self) -> tuple[str, ...]:
         """The derivatives the residual asks for."""
         return equation_signature(self.equation)[0]
@@ -418,7 +426,7 @@ class PDE(Problem):
         (nt, nx) or (nt, nx, ny); None when the problem has none."""
         if self.exact is None:
             return None
-        axes = [np.asarray(a, dtype=np.float64) for a in (t, *self._space(x, y))]
+        axes = [np.asarray(a, dtype=np.float64) for a in (t, *self.coords(x, y))]
         return _float64_values(self.exact, *np.meshgrid(*axes, indexing="ij"))
 
     @property
@@ -427,15 +435,17 @@ class PDE(Problem):
 
     def u0(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
         """Initial condition at points x (any shape; and y of x's shape for a 2-D problem), float64."""
-        return _float64_values(self.initial, *self._space(x, y))
+        return _float64_values(self.initial, *self.coords(x, y))
 
     def v0(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
         """Initial velocity u_t(x, 0) (zero when not given)."""
         if self.initial_velocity is None:
             return np.zeros_like(np.asarray(x, dtype=float))
-        return _float64_values(self.initial_velocity, *self._space(x, y))
+        return _float64_values(self.initial_velocity, *self.coords(x, y))
 
-    def _space(self, x: Any, y: Any) -> tuple[Any, ...]:
+    def coords(self, x: Any, y: Any = None) -> tuple[Any, ...]:
+        """(x,) or (x, y): the space coordinates, checked against the problem's dimension
+        (ValueError naming what to give)."""
         if (y is None) != (self.dims == 1):
             raise ValueError(f"{self.name} is {self.dims}-D in space: give " + ("x and y" if self.dims == 2 else "x only"))
         return (x,) if y is None else (x, y)
@@ -617,12 +627,7 @@ class Heat2D:
         y = np.asarray(y, dtype=float)
         if self.initial is not None:
             return np.asarray(self.initial(x, y), dtype=float)
-        b = np.asarray(self.sine_coeffs, dtype=float)
-        k = np.arange(1, b.shape[0] + 1)
-        l_ = np.arange(1, b.shape[1] + 1)
-        sx = np.sin(math.pi * k * x[..., None] / self.length)  # (..., K)
-        sy = np.sin(math.pi * l_ * y[..., None] / self.length)  # (..., L)
-        return np.einsum("...k,kl,...l->...", sx, b, sy)
+        return _double_sine(x, y, b=np.asarray(self.sine_coeffs, dtype=float), length=self.length, alpha=0.0)
 
 
 @functools.lru_cache(maxsize=16)

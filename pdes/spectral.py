@@ -938,9 +938,8 @@ def _pde_terms_2d(problem: Any, n: int) -> tuple[np.ndarray, Nonlinear, np.ndarr
 
     coeffs = problem.coefficients()
     mx = np.fft.fftfreq(n, 1.0 / n)  # x: the full-fft axis; y: the rfft axis
-    my = np.arange(n // 2 + 1)
-    kx, ky = np.meshgrid(2 * math.pi * mx / problem.length, 2 * math.pi * my / problem.y_length, indexing="ij")
-    mask = ((3 * np.abs(mx)[:, None] < n) & (3 * my[None, :] < n)).astype(np.float64).ravel()
+    kx, ky = np.meshgrid(2 * math.pi * mx / problem.length, wavenumbers(n, problem.y_length), indexing="ij")
+    mask = ((3 * np.abs(mx) < n)[:, None] * dealias_mask(n)[None, :]).ravel()  # the 2/3 rule along x and y
     lin = _linear_symbol(problem.linear(kx, ky, **_keyword(problem.linear, coeffs)), kx).ravel()
     k = np.stack([kx.ravel(), ky.ravel()])
     if problem.nonlinear is None:
@@ -988,8 +987,7 @@ def pde_reference(problem: Any, t: Any, x: Any, *, y: Any = None, n_points: int 
         raise ValueError(f"{problem.name}: the spectral path needs a periodic problem with its linear part stated "
                          "(PDE(..., boundary=PERIODIC, linear=L(k), nonlinear=N(u, u_x, ...)))")
     kw = {k: v for k, v in (("n_points", n_points), ("n_steps", n_steps)) if v is not None}
-    if (y is None) != (problem.dims == 1):
-        raise ValueError(f"{problem.name} is {problem.dims}-D in space: give " + ("x and y" if problem.dims == 2 else "x only"))
+    problem.coords(x, y)  # x, or x and y, as the problem's dimension needs
     if problem.dims == 2:
         return _pde_reference_2d(problem, t, x, y, n=int(kw.get("n_points", 128)), n_steps=kw.get("n_steps"))
     coeffs = problem.coefficients()

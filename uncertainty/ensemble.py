@@ -146,7 +146,7 @@ def train_pinn_members(
     from pdes.pinn.driver import progress_bar
     from pdes.pinn.phases import default_member_batch, fit
     from pdes.pinn.precision import cast_floats, x64_if
-    from pdes.pinn.train import checkpoint_identity
+    from pdes.pinn.train import check_one_dimensional, checkpoint_identity
     from plumbing.distributed import gathered
 
     if isinstance(members, bool) or not isinstance(members, int | np.integer) or members < 1:
@@ -160,8 +160,7 @@ def train_pinn_members(
     if not qn:
         changes["qn.steps"] = 0
     config = config.updated(changes) if changes else config
-    if getattr(problem, "dims", 1) != 1:
-        raise ValueError(f"PINN ensembles work for problems in one space dimension; {problem.name} is 2-D")
+    check_one_dimensional(problem, "PINN ensembles work")
     pinn = build_pinn(problem, config)  # validates before any jit
     member_batch = default_member_batch(member_batch, m)
     mesh = member_mesh(m) if shard else None

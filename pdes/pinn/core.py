@@ -109,12 +109,17 @@ class PINN:
         """The PDE coefficients of ``params``: the problem's, with the unknowns' exp(raw)."""
         return {**self.coeffs, **{n: jnp.exp(params["coeffs"][n]) for n in self.unknowns}}
 
+    def _box(self, dtype) -> tuple[Any, Any]:
+        """(lower corner, side lengths): scalars in 1-D, arrays (2,) in 2-D (``Problem.box``)."""
+        lo, size = self.problem.box
+        if len(lo) == 1:
+            return lo[0], size[0]
+        return jnp.asarray(lo, dtype), jnp.asarray(size, dtype)
+
     def _scaled(self, x: jax.Array) -> jax.Array:
         """xi = (x - x_min) / L in [0, 1]: (N,), or (N, 2) (x and y) for a problem 2-D in space."""
-        p = self.problem
-        if p.dims == 1:
-            return (x - p.x_min) / p.length
-        return (x - jnp.asarray([p.x_min, p.y_min], x.dtype)) / jnp.asarray([p.length, p.y_length], x.dtype)
+        lo, size = self._box(x.dtype)
+        return (x - lo) / size
 
     def apply(self, params: Any, t: jax.Array, x: jax.Array, dropout_key: jax.Array | None = None) -> jax.Array:
         """u(t, x) with the hard constraints applied. t: (N,), x: (N,) or (N, 2) (the points
@@ -174,11 +179,8 @@ class PINN:
 
     # ----------------------------------------------------------------- points
     def _to_physical(self, t_hat: jax.Array, xi: jax.Array) -> tuple[jax.Array, jax.Array]:
-        p = self.problem
-        if p.dims == 1:
-            return t_hat * p.t_end, p.x_min + xi * p.length
-        return t_hat * p.t_end, (jnp.asarray([p.x_min, p.y_min], xi.dtype)
-                                 + xi * jnp.asarray([p.length, p.y_length], xi.dtype))
+        lo, size = self._box(xi.dtype)
+        return t_hat * self.problem.t_end, lo + xi * size
 
     def rad_pool(self, params: Any, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array, jax.Array]:
         """A RAD candidate pool (t, x, p) of rad_pool * n points and their probabilities."""

@@ -161,8 +161,9 @@ burgers_residual = residual_of(Burgers.equation)
 
 def _check_problem(problem: object) -> Problem:
     if not isinstance(problem, Problem):
-        raise ValueError(f"PINNs solve time-dependent problems in one space dimension (a pdes.Problem: heat, wave, "
-                         f"burgers or a PDE), got {type(problem).__name__}")
+        hint = " (heat2d: use its .as_pde())" if hasattr(problem, "as_pde") else ""
+        raise ValueError(f"PINNs solve time-dependent problems (a pdes.Problem: heat, wave, burgers or a PDE), got "
+                         f"{type(problem).__name__}{hint}")
     return problem
 
 
@@ -216,8 +217,7 @@ def initial_data(problem: Problem) -> tuple[Callable, Callable | None]:
     if isinstance(problem, PDE):
         v = problem.initial_velocity
         if problem.dims == 2:  # xi: (N, 2), the scaled (x, y)
-            lo = (problem.x_min, problem.y_min)
-            size = (problem.length, problem.y_length)
+            lo, size = problem.box
 
             def at(f):
                 return lambda xi: f(*(lo[i] + size[i] * xi[:, i] for i in range(2)))

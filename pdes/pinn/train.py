@@ -28,7 +28,7 @@ from pdes.pinn.phases import PROGRAMS, fit
 from pdes.pinn.precision import uses_float64, x64_if
 from pdes.problems import Burgers, Heat, Wave, problem_params
 
-__all__ = ["TrainResult", "checkpoint_identity", "reference_solution", "resolve_config", "solve_pinn", "train"]
+__all__ = ["TrainResult", "check_one_dimensional", "checkpoint_identity", "reference_solution", "resolve_config", "solve_pinn", "train"]
 
 
 @dataclass
@@ -169,13 +169,18 @@ def check_problem(problem: Any) -> Any:
     return problem
 
 
-def problem_kind(problem: Any) -> str:
-    """The name of a problem an inverse PINN can solve (one space dimension); ValueError otherwise."""
+def check_one_dimensional(problem: Any, what: str) -> Any:
+    """The problem (as ``check_problem`` gives it) if it is 1-D in space; else ValueError "{what}
+    for problems in one space dimension; NAME is 2-D" (inverse runs and ensembles are 1-D)."""
     problem = check_problem(problem)
     if problem.dims != 1:
-        raise ValueError(f"identifying coefficients works for problems in one space dimension; {problem.name} is "
-                         f"{problem.dims}-D")
-    return problem.name
+        raise ValueError(f"{what} for problems in one space dimension; {problem.name} is {problem.dims}-D")
+    return problem
+
+
+def problem_kind(problem: Any) -> str:
+    """The name of a problem an inverse PINN can solve (one space dimension); ValueError otherwise."""
+    return check_one_dimensional(problem, "identifying coefficients works").name
 
 
 def solve_pinn(problem: Any, *, nx: int = 256, nt: int = 100, seed: int = 0, preset: str = "fast",
