@@ -125,6 +125,27 @@ def test_odd_symmetry_is_exact_and_refused_for_data_that_are_not_odd():
         build_pinn(HEAT, TINY.updated({"network.odd_symmetric": True}))  # even about 1/2
 
 
+def test_even_symmetry_is_exact_and_both_symmetries_need_a_symmetric_equation():
+    from pdes.problems import ALLEN_CAHN, KDV, PDE, PERIODIC
+
+    pinn = build_pinn(ALLEN_CAHN, TINY.updated({"network.even_symmetric": True}))
+    params = pinn.init(jax.random.key(0))
+    x = jnp.linspace(-1.0, 1.0, 41)
+    for t in (0.0, 0.3, 1.0):
+        u = np.asarray(pinn.apply(params, jnp.full_like(x, t), x))
+        np.testing.assert_allclose(u, u[::-1], atol=1e-6)  # u(t, -x) = u(t, x)
+    # KdV's u0 = cos(pi x) is even, but u_x and u_xxx change sign under x -> -x
+    with pytest.raises(ValueError, match="even_symmetric needs an equation invariant .* kdv's residual is not"):
+        build_pinn(KDV, TINY.updated({"network.even_symmetric": True}))
+    # advection u_t + u_x = 0 of odd data: the data are odd, the equation is not invariant under (x, u) -> (-x, -u)
+    advection = PDE("advection", lambda u_t, u_x: u_t + u_x, x_min=-1.0, x_max=1.0, t_end=1.0,
+                    initial=lambda x: jnp.sin(jnp.pi * x), boundary=PERIODIC)
+    with pytest.raises(ValueError, match="odd_symmetric needs an equation invariant"):
+        build_pinn(advection, TINY.updated({"network.odd_symmetric": True}))
+    with pytest.raises(ValueError, match="exclude each other"):
+        TINY.updated({"network.odd_symmetric": True, "network.even_symmetric": True})
+
+
 # ------------------------------------------------------------------ configs and bad input
 def test_sobol_points_in_both_phases_are_a_shifted_sobol_set():
     # the quasi-Newton phase draws qn.n_res points: a Sobol set of that size too (it fell back to

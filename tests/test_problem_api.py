@@ -14,7 +14,7 @@ import pytest
 
 from pdes import compare, solve
 from pdes.pinn import build_pinn, get_config, solve_pinn
-from pdes.pinn.configs import generic_config
+from pdes.pinn.configs import LEVELS, generic_config
 from pdes.pinn.residuals import field_derivatives, residual_of
 from pdes.problems import (
     BURGERS,
@@ -247,3 +247,41 @@ def test_u0_feature_lets_the_network_move_the_kink_of_the_initial_data():
     np.testing.assert_allclose(jumps(False), -4.0, atol=1e-9)
     moved = jumps(True)
     assert abs(moved[0] + 4.0) < 1e-9 and np.all(np.abs(moved[1:] + 4.0) > 1e-3)
+
+
+def test_kink_diffusivity_smooths_the_kink_as_the_heat_equation_does():
+    # network.kink_diffusivity = eps: the ansatz starts from u0 plus the heat equation's exact
+    # smoothing of u0's slope jump across the periodic boundary, so for t > 0 the slope is
+    # continuous there (an untrained network: N is smooth and periodic), u(0) = u0 exactly, and
+    # the added term solves u_t = eps u_xx near the boundary.
+    from pdes.pinn.residuals import d_t, d_x
+    from pdes.problems import ALLEN_CAHN, BURGERS
+
+    eps = 1e-4
+    cfg = generic_config(ALLEN_CAHN).updated({"network.x_modes": 4, "network.kink_diffusivity": eps})
+    with jax.enable_x64(True):
+        pinn = build_pinn(ALLEN_CAHN, cfg)
+        assert pinn._kink == pytest.approx(4.0, abs=1e-12)  # u0'(-1+) - u0'(1-) = 2 - (-2)
+        params = pinn.init(jax.random.key(0))
+        u = pinn.field(params)
+        u_x = d_x(u)
+        t = jnp.asarray([1e-4, 0.5, 1.0])
+        jump = np.asarray(u_x(t, -jnp.ones(3)) - u_x(t, jnp.ones(3)))
+        np.testing.assert_allclose(jump, 0.0, atol=1e-9)
+        x = jnp.linspace(-1.0, 1.0, 9)
+        np.testing.assert_allclose(np.asarray(u(jnp.zeros(9), x)), np.asarray(x**2 * jnp.cos(jnp.pi * x)), atol=1e-15)
+
+        def added(t, x):
+            return pinn._kink_smoothing(t, (x + 1.0) / 2.0)
+
+        ts, xs = jnp.asarray([1e-3, 0.2, 0.9]), jnp.asarray([0.997, -0.99, 0.9995])
+        heat = d_t(added)(ts, xs) - eps * d_x(d_x(added))(ts, xs)
+        assert float(jnp.max(jnp.abs(heat))) < 1e-12 < float(jnp.min(jnp.abs(d_t(added)(ts, xs))))
+        assert float(jnp.max(jnp.abs(added(jnp.ones(3), jnp.asarray([-0.5, 0.0, 0.5]))))) < 1e-17
+
+    with pytest.raises(ValueError, match="periodic 1-D"):
+        build_pinn(BURGERS, LEVELS["burgers"]["fast"].updated({"network.kink_diffusivity": eps}))
+    with pytest.raises(ValueError, match=r"1/12 of the period"):
+        build_pinn(ALLEN_CAHN, cfg.updated({"network.kink_diffusivity": 0.1}))
+    with pytest.raises(ValueError, match="kink_diffusivity"):
+        cfg.updated({"network.kink_diffusivity": -1.0})

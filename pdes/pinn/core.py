@@ -13,12 +13,14 @@ counts) of the loss and the training chunks, so ensemble members can see differe
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.special
 import numpy as np
 import optax
 from flax import nnx
@@ -73,6 +75,7 @@ class PINN:
     _v0: Any = field(repr=False)
     _residual: Any = field(repr=False)
     _sobol: dict[int, np.ndarray] | None = field(repr=False, default=None)  # {n_res: base} of both phases
+    _kink: float = field(repr=False, default=0.0)  # u0's slope jump across the periodic boundary
 
     @property
     def program_key(self) -> tuple:
@@ -95,7 +98,8 @@ class PINN:
                        x_modes=c.x_modes, fourier_features=c.fourier_features,
                        fourier_scale=c.fourier_scale, rwf=(c.rwf_mean, c.rwf_std) if c.rwf else None,
                        dropout=c.dropout, rngs=nnx.Rngs(params=key), dtype=dtype, x_period=period,
-                       x_dims=self.problem.dims, extra_inputs=1 if c.u0_feature else 0)
+                       x_dims=self.problem.dims, extra_inputs=1 if c.u0_feature else 0,
+                       x_even=c.even_symmetric)
 
     def init(self, key: jax.Array, coeffs: dict[str, Any] | None = None) -> Any:
         """Fresh parameters {"net": nnx.State, "coeffs": {name: log value}} in the config's dtype;
@@ -136,12 +140,12 @@ class PINN:
         t_hat = t / p.t_end
         xi = self._scaled(x)
 
-        u0 = self._u0(xi) if c.hard_ic or c.u0_feature else None
+        u0 = self._initial_term(t, xi) if c.hard_ic or c.u0_feature else None
         extra = u0 if c.u0_feature else None  # u0(x) as a network input
 
-        def n_of(th):
-            if c.odd_symmetric:  # odd about the centre: N(xi) - N(1 - xi)
-                mirror = self._u0(1.0 - xi) if c.u0_feature else None
+        def n_of(th):  # (even_symmetric: the network's embedding of x is even about the centre)
+            if c.odd_symmetric:  # odd about the centre: (N(xi) - N(1 - xi)) / 2
+                mirror = self._initial_term(t, 1.0 - xi) if c.u0_feature else None
                 return 0.5 * c.output_scale * (net(th, xi, dropout_key, extra) - net(th, 1.0 - xi, dropout_key, mirror))
             return c.output_scale * net(th, xi, dropout_key, extra)
 
@@ -164,6 +168,26 @@ class PINN:
                 g = g + t * self._v0(xi)
             return g + t_hat * (n_of(t_hat) - n_of(jnp.zeros_like(t_hat))) * bc
         return g + t_hat * n_of(t_hat) * bc
+
+    def _initial_term(self, t: jax.Array, xi: jax.Array) -> jax.Array:
+        """u0(xi), plus the heat equation's smoothing of its kink by time t under
+        network.kink_diffusivity."""
+        u0 = self._u0(xi)
+        return u0 + self._kink_smoothing(t, xi) if self.config.network.kink_diffusivity > 0 else u0
+
+    def _kink_smoothing(self, t: jax.Array, xi: jax.Array) -> jax.Array:
+        """What the heat equation u_t = eps u_xx adds to u0 near its kink across the periodic
+        boundary by time t: (J/2) s ierfc(d / s), s = sqrt(4 eps t), d = the distance to the
+        boundary, J the slope jump. It is heat(|d|) - |d| (the solution of the heat equation from
+        |d| on the line), so u0 plus it is smooth for t > 0 and equals u0 at t = 0; it solves
+        the heat equation away from the boundary and vanishes (below 1e-17) at distance L / 2."""
+        eps = self.config.network.kink_diffusivity
+        d = self.problem.length * jnp.minimum(xi, 1.0 - xi)
+        positive = t > 0
+        s = jnp.sqrt(4.0 * eps * jnp.where(positive, t, 1.0))  # no sqrt'(0) = inf in the tangents
+        z = d / s
+        ierfc = jnp.exp(-z * z) / math.sqrt(math.pi) - z * jax.scipy.special.erfc(z)
+        return jnp.where(positive, 0.5 * self._kink * s * ierfc, 0.0)
 
     @property
     def _second_order(self) -> bool:
@@ -510,19 +534,39 @@ def build_pinn(problem: Problem, config: PINNConfig, *, unknowns: tuple[str, ...
                          tuple(sorted(coeffs.items())), with_data).with_config(config)
 
 
-def _check_odd(problem: Any, *fns: Any) -> None:
-    """ValueError unless the initial data are odd about the centre of the domain (odd_symmetric)."""
+def _check_symmetric(problem: Any, odd: bool, residual: Callable, coeffs: dict[str, float], *fns: Any) -> None:
+    """ValueError unless the initial data are odd (even) about the centre c of the domain and the
+    residual maps a field's mirror image -u(t, 2c - x) (u(t, 2c - x)) to the mirror image of its
+    residual (tried on a smooth field with no symmetry): network.odd_symmetric / even_symmetric."""
+    kind, sign = ("odd", -1.0) if odd else ("even", 1.0)
+    fix = f"set network.{kind}_symmetric=false"
     xi = np.linspace(0.0, 1.0, 101)
-    for name, f in zip(("initial data", "initial velocity"), fns, strict=True):
-        if f is None:
-            continue
-        with x64_if(True):
+    with x64_if(True):
+        for name, f in zip(("initial data", "initial velocity"), fns, strict=True):
+            if f is None:
+                continue
             a = np.asarray(f(jnp.asarray(xi)), np.float64)
             b = np.asarray(f(jnp.asarray(1.0 - xi)), np.float64)
-        scale = max(float(np.max(np.abs(a))), 1e-300)
-        if float(np.max(np.abs(a + b))) > 1e-9 * scale:
-            raise ValueError(f"odd_symmetric needs {name} odd about the centre of [{problem.x_min}, "
-                             f"{problem.x_max}]; {problem.name}'s is not (set network.odd_symmetric=false)")
+            scale = max(float(np.max(np.abs(a))), 1e-300)
+            if float(np.max(np.abs(a - sign * b))) > 1e-9 * scale:
+                raise ValueError(f"{kind}_symmetric needs {name} {kind} about the centre of [{problem.x_min}, "
+                                 f"{problem.x_max}]; {problem.name}'s is not ({fix})")
+        lo, length, t_end = problem.x_min, problem.length, problem.t_end
+
+        def field(t, x):  # smooth, no symmetry
+            s, th = (x - lo) / length, t / t_end
+            return jnp.exp(0.3 * th) * jnp.sin(1.3 * s + 0.4) + 0.5 * s**2 + 0.2 * th * s**3
+
+        def mirrored(t, x):
+            return sign * field(t, 2 * lo + length - x)
+
+        t = jnp.asarray(np.linspace(0.1, 1.0, 7) * t_end)
+        x = jnp.asarray(lo + length * np.linspace(0.05, 0.9, 7))
+        r = np.asarray(residual(field, t, 2 * lo + length - x, **coeffs), np.float64)
+        r_mirror = np.asarray(residual(mirrored, t, x, **coeffs), np.float64)
+    if float(np.max(np.abs(r_mirror - sign * r))) > 1e-8 * max(float(np.max(np.abs(r))), 1e-300):
+        raise ValueError(f"{kind}_symmetric needs an equation invariant under the mirror image about the centre of "
+                         f"[{problem.x_min}, {problem.x_max}]; {problem.name}'s residual is not ({fix})")
 
 
 @functools.lru_cache(maxsize=32)
@@ -538,8 +582,9 @@ def _build_cached(problem: Any, initial: Any, initial_velocity: Any, config: PIN
         if not (net.hard_ic and net.hard_bc):
             raise ValueError(f"{problem.name} is 2-D in space: its PINN builds the initial and boundary data into "
                              "the network (network.hard_ic and network.hard_bc must stay true)")
-        if net.odd_symmetric:
-            raise ValueError(f"{problem.name} is 2-D in space: network.odd_symmetric is for 1-D problems")
+        if net.odd_symmetric or net.even_symmetric:
+            raise ValueError(f"{problem.name} is 2-D in space: network.odd_symmetric and even_symmetric are for "
+                             "1-D problems")
     terms = ["res"]
     if not net.hard_ic:
         terms.append("ic")
@@ -550,12 +595,34 @@ def _build_cached(problem: Any, initial: Any, initial_velocity: Any, config: PIN
     if with_data:
         terms.append("data")
     u0, v0 = initial_data(problem)
-    if net.odd_symmetric:
-        _check_odd(problem, u0, v0)
+    if net.odd_symmetric or net.even_symmetric:
+        _check_symmetric(problem, net.odd_symmetric, residual, dict(coeffs), u0, v0)
     proto = PINN(problem, config, None, dict(coeffs), unknowns, tuple(terms), u0, v0, residual)
     with x64_if(net.dtype == "float64"):  # no "float64 not available" warning
         graphdef, _ = nnx.split(nnx.eval_shape(lambda: proto._net(jax.random.key(0), _dtype(net.dtype))))
     sobol = None
     if config.sampling.sampler == "sobol":
         sobol = {n: sampling.sobol_base(n, dims=1 + problem.dims) for n in {config.sampling.n_res, config.qn.n_res}}
-    return PINN(problem, config, graphdef, dict(coeffs), unknowns, tuple(terms), u0, v0, residual, sobol)
+    kink = _slope_jump(problem, config, u0) if net.kink_diffusivity > 0 else 0.0
+    return PINN(problem, config, graphdef, dict(coeffs), unknowns, tuple(terms), u0, v0, residual, sobol, kink)
+
+
+def _slope_jump(problem: Any, config: PINNConfig, u0: Callable) -> float:
+    """u0'(x_min+) - u0'(x_max-), the jump of the initial data's slope across the periodic
+    boundary that network.kink_diffusivity smooths; ValueError where the option does not apply."""
+    net = config.network
+    eps = net.kink_diffusivity
+    if problem.boundary.kind != "periodic" or problem.dims != 1 or problem.second_order_in_time:
+        raise ValueError(f"network.kink_diffusivity is for periodic 1-D problems first order in time; "
+                         f"{problem.name} is not (set network.kink_diffusivity=0)")
+    if not (net.hard_ic or net.u0_feature):
+        raise ValueError("network.kink_diffusivity smooths the hard initial data or the u0 input: it needs "
+                         "network.hard_ic or network.u0_feature")
+    width = math.sqrt(4.0 * eps * problem.t_end)
+    if width > problem.length / 12:
+        raise ValueError(f"network.kink_diffusivity={eps!r} smooths the kink over sqrt(4 eps T) = {width:.3g}, more "
+                         f"than 1/12 of the period {problem.length:g} (images across the period are not included)")
+    with x64_if(True):
+        slope = jax.grad(lambda xi: u0(xi[None])[0])
+        jump = float(slope(jnp.asarray(0.0, jnp.float64)) - slope(jnp.asarray(1.0, jnp.float64)))
+    return jump / problem.length

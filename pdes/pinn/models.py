@@ -59,18 +59,22 @@ class Embedding(nnx.Module):
     x: raw xi (scaled to [-1, 1]) or, with ``x_modes`` = K > 0, the exact periodic embedding
     cos(2 pi k xi / P), sin(2 pi k xi / P), k = 1..K, of period ``x_period`` = P in xi: P = 2
     is the odd extension of a Dirichlet problem, P = 1 a periodic problem. t: scaled to
-    [-1, 1]. ``extra_inputs`` further columns (e.g. u0(x)) are appended as given. With
+    [-1, 1]. ``x_even``: only features even about xi = 1/2 (cos(2 pi k (xi - 1/2) / P), or
+    (2 xi - 1)^2 without modes), so the network is even about the centre by construction.
+    ``extra_inputs`` further columns (e.g. u0(x)) are appended as given. With
     ``fourier_features`` = m > 0, the concatenation above is mapped by a fixed Gaussian matrix B (d, m), entries N(0, scale^2),
     to [cos(zB), sin(zB)] (2m features); B is stored as a parameter but never trained.
     """
 
     def __init__(self, *, x_modes: int, fourier_features: int, fourier_scale: float, rngs: nnx.Rngs, dtype,
-                 x_period: float = 2.0, x_dims: int = 1, extra_inputs: int = 0):
+                 x_period: float = 2.0, x_dims: int = 1, extra_inputs: int = 0, x_even: bool = False):
         self.x_modes = x_modes
         self.x_period = float(x_period)
         self.x_dims = int(x_dims)
+        self.x_even = bool(x_even)
         self.fourier = fourier_features > 0
-        d = 1 + self.x_dims * (2 * x_modes if x_modes else 1) + int(extra_inputs)
+        per_mode = 1 if self.x_even else 2
+        d = 1 + self.x_dims * (per_mode * x_modes if x_modes else 1) + int(extra_inputs)
         if self.fourier:
             self.B = nnx.Param(fourier_scale * jax.random.normal(rngs.params(), (d, fourier_features), dtype))
             self.out_dim = 2 * fourier_features
@@ -82,10 +86,12 @@ class Embedding(nnx.Module):
         xs = xi.reshape(xi.shape[0], -1)  # (N, x_dims)
         if self.x_modes:
             k = jnp.arange(1, self.x_modes + 1, dtype=xi.dtype)
-            arg = ((2.0 * jnp.pi / self.x_period) * xs[:, :, None] * k[None, None, :]).reshape(xs.shape[0], -1)
-            z = jnp.concatenate([t_col, jnp.cos(arg), jnp.sin(arg)], axis=-1)
+            centred = xs - 0.5 if self.x_even else xs
+            arg = ((2.0 * jnp.pi / self.x_period) * centred[:, :, None] * k[None, None, :]).reshape(xs.shape[0], -1)
+            z = jnp.concatenate([t_col, jnp.cos(arg)] + ([] if self.x_even else [jnp.sin(arg)]), axis=-1)
         else:
-            z = jnp.concatenate([t_col, 2.0 * xs - 1.0], axis=-1)
+            s = 2.0 * xs - 1.0
+            z = jnp.concatenate([t_col, s * s if self.x_even else s], axis=-1)
         if extra is not None:  # further inputs, e.g. u0(x): (N,) or (N, k)
             z = jnp.concatenate([z, extra.reshape(extra.shape[0], -1)], axis=-1)
         if self.fourier:
@@ -108,14 +114,14 @@ class PINNNet(nnx.Module):
     def __init__(self, *, arch: str, width: int, depth: int, activation: str, x_modes: int,
                  fourier_features: int, fourier_scale: float, rwf: tuple[float, float] | None,
                  dropout: float, rngs: nnx.Rngs, dtype=jnp.float32, x_period: float = 2.0, x_dims: int = 1,
-                 extra_inputs: int = 0):
+                 extra_inputs: int = 0, x_even: bool = False):
         self.arch = arch
         self.act_name = activation
         self.dropout = float(dropout)
         self.width = width
         self.embed = Embedding(x_modes=x_modes, fourier_features=fourier_features,
                                fourier_scale=fourier_scale, rngs=rngs, dtype=dtype, x_period=x_period,
-                               x_dims=x_dims, extra_inputs=extra_inputs)
+                               x_dims=x_dims, extra_inputs=extra_inputs, x_even=x_even)
         d = self.embed.out_dim
 
         def dense(i: int, o: int) -> Dense:
