@@ -216,8 +216,9 @@ def get_inverse_config(kind: Any, *, base: PINNConfig | None = None, steps: int 
         if constraints not in CONSTRAINTS:
             raise ValueError(f"constraints must be 'hard' or 'none', got {constraints!r}")
         changes["network.hard_ic"] = changes["network.hard_bc"] = constraints == "hard"
-        if constraints == "none":
-            changes["network.odd_symmetric"] = False  # a symmetry of the initial data is known data too
+        if constraints == "none":  # a symmetry or a kink of the initial data is known data too
+            changes.update({"network.odd_symmetric": False, "network.even_symmetric": False,
+                            "network.u0_feature": False, "network.kink_diffusivity": 0.0})
     if steps is not None:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
             raise ValueError(f"steps must be a positive integer, got {steps!r}")

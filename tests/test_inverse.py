@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -182,6 +183,14 @@ def test_inverse_config_needs_a_guess_for_every_unknown_and_names_bad_keys():
     cfg = get_inverse_config("burgers", constraints="none", init={"l2": 0.01})
     assert not (cfg.network.hard_ic or cfg.network.hard_bc or cfg.network.odd_symmetric)
     assert dict(cfg.inverse.init) == {"l1": 0.5, "l2": 0.01}
+    from pdes.pinn.configs import LEVELS
+    from pdes.problems import ALLEN_CAHN
+
+    # without constraints nothing of the initial data is built in: not its symmetry, not u0 as an input
+    problem = dataclasses.replace(ALLEN_CAHN, unknowns=("eps",))
+    net = get_inverse_config(problem, base=LEVELS["allen_cahn"]["fast"], constraints="none",
+                             init={"eps": 1e-3}).network
+    assert not (net.even_symmetric or net.u0_feature or net.kink_diffusivity)
 
 
 def test_identify_checkpoints_resume_and_refuse_other_observations(tmp_path):
