@@ -111,29 +111,27 @@ def test_hard_constraints_hold_exactly_for_an_untrained_network():
     assert float(jnp.max(jnp.abs(ut))) < 1e-5  # u_t(x, 0) = 0 built in (float32 rounding)
 
 
-def test_odd_symmetry_is_exact_and_refused_for_data_that_are_not_odd():
-    pinn = build_pinn(BURGERS, TINY.updated({"network.odd_symmetric": True}))
+def _mirror_gaps(problem, config, sign: float) -> np.ndarray:
+    """max |u(t, x) - sign u(t, -x)| at t = 0, 0.3, 1 for an untrained PINN on [-1, 1]."""
+    pinn = build_pinn(problem, config)
     params = pinn.init(jax.random.key(0))
     x = jnp.linspace(-1.0, 1.0, 41)
-    for t in (0.0, 0.3, 1.0):
-        u = np.asarray(pinn.apply(params, jnp.full_like(x, t), x))
-        np.testing.assert_allclose(u, -u[::-1], atol=1e-6)  # u(t, -x) = -u(t, x), float32 rounding
-    plain = build_pinn(BURGERS, TINY)
-    u = np.asarray(plain.apply(plain.init(jax.random.key(0)), jnp.full_like(x, 0.5), x))
-    assert np.abs(u + u[::-1]).max() > 1e-3  # not built in without the option
+    u = [np.asarray(pinn.apply(params, jnp.full_like(x, t), x)) for t in (0.0, 0.3, 1.0)]
+    return np.array([np.abs(v - sign * v[::-1]).max() for v in u])
+
+
+def test_odd_symmetry_is_exact_and_refused_for_data_that_are_not_odd():
+    assert _mirror_gaps(BURGERS, TINY.updated({"network.odd_symmetric": True}), -1.0).max() < 1e-6  # float32
+    assert _mirror_gaps(BURGERS, TINY, -1.0)[1:].min() > 1e-3  # not built in without the option
     with pytest.raises(ValueError, match="odd_symmetric needs initial data odd"):
         build_pinn(HEAT, TINY.updated({"network.odd_symmetric": True}))  # even about 1/2
 
 
 def test_even_symmetry_is_exact_and_both_symmetries_need_a_symmetric_equation():
-    from pdes.problems import ALLEN_CAHN, KDV, PDE, PERIODIC
+    from pdes.problems import ALLEN_CAHN, KDV, PDE, PERIODIC, Boundary
 
-    pinn = build_pinn(ALLEN_CAHN, TINY.updated({"network.even_symmetric": True}))
-    params = pinn.init(jax.random.key(0))
-    x = jnp.linspace(-1.0, 1.0, 41)
-    for t in (0.0, 0.3, 1.0):
-        u = np.asarray(pinn.apply(params, jnp.full_like(x, t), x))
-        np.testing.assert_allclose(u, u[::-1], atol=1e-6)  # u(t, -x) = u(t, x)
+    assert _mirror_gaps(ALLEN_CAHN, TINY.updated({"network.even_symmetric": True}), 1.0).max() < 1e-6
+    assert _mirror_gaps(ALLEN_CAHN, TINY, 1.0)[1:].min() > 1e-3  # u0 is even, u0 + t N is not
     # KdV's u0 = cos(pi x) is even, but u_x and u_xxx change sign under x -> -x
     with pytest.raises(ValueError, match="even_symmetric needs an equation invariant .* kdv's residual is not"):
         build_pinn(KDV, TINY.updated({"network.even_symmetric": True}))
@@ -142,6 +140,12 @@ def test_even_symmetry_is_exact_and_both_symmetries_need_a_symmetric_equation():
                     initial=lambda x: jnp.sin(jnp.pi * x), boundary=PERIODIC)
     with pytest.raises(ValueError, match="odd_symmetric needs an equation invariant"):
         build_pinn(advection, TINY.updated({"network.odd_symmetric": True}))
+    # zero initial data (even and odd) under boundary values that are not mirror images
+    lifted = PDE("lifted", lambda u_t, u_xx: u_t - u_xx, x_min=-1.0, x_max=1.0, t_end=1.0,
+                 initial=lambda x: 0.0 * x, boundary=Boundary("dirichlet", 0.0, lambda t: t))
+    for kind in ("odd", "even"):
+        with pytest.raises(ValueError, match=f"{kind}_symmetric needs dirichlet boundary values that are mirror"):
+            build_pinn(lifted, TINY.updated({f"network.{kind}_symmetric": True}))
     with pytest.raises(ValueError, match="exclude each other"):
         TINY.updated({"network.odd_symmetric": True, "network.even_symmetric": True})
 

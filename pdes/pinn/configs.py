@@ -83,7 +83,8 @@ def _number(name: str, value: Any, *, positive: bool = False, lo: float | None =
     if positive and value <= 0:
         raise ValueError(f"{name} must be positive, got {value!r}")
     if (lo is not None and value < lo) or (hi is not None and value >= hi):
-        raise ValueError(f"{name} must be in [{lo}, {hi}), got {value!r}")
+        bound = f">= {lo}" if hi is None else f"< {hi}" if lo is None else f"in [{lo}, {hi})"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
 
 
 # ----------------------------------------------------------------------------- sections

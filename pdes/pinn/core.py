@@ -561,6 +561,13 @@ def _check_symmetric(problem: Any, odd: bool, residual: Callable, coeffs: dict[s
             return sign * field(t, 2 * lo + length - x)
 
         t = jnp.asarray(np.linspace(0.1, 1.0, 7) * t_end)
+        b = problem.boundary
+        if b.kind != "periodic":  # Dirichlet: u(a) = sign u(b); Neumann: u_x(a) = -sign u_x(b)
+            side_sign = sign if b.kind == "dirichlet" else -sign
+            left, right = (np.asarray(b.value(side, t), np.float64) for side in ("left", "right"))
+            if float(np.max(np.abs(left - side_sign * right))) > 1e-9 * max(float(np.max(np.abs(left))), 1.0):
+                raise ValueError(f"{kind}_symmetric needs {b.kind} boundary values that are mirror images of each "
+                                 f"other; {problem.name}'s are not ({fix})")
         x = jnp.asarray(lo + length * np.linspace(0.05, 0.9, 7))
         r = np.asarray(residual(field, t, 2 * lo + length - x, **coeffs), np.float64)
         r_mirror = np.asarray(residual(mirrored, t, x, **coeffs), np.float64)
