@@ -176,6 +176,11 @@ class Problem:
         """Space dimensions: 1, or 2 for a ``PDE`` given y_min and y_max."""
         return 1 if getattr(self, "y_min", None) is None else 2
 
+    def y_grid(self, n: int) -> np.ndarray | None:
+        """n points from y_min to y_max (the y axis of a grid, like x) for a problem 2-D in space;
+        None in 1-D."""
+        return np.linspace(float(self.y_min), float(self.y_max), n) if self.dims == 2 else None
+
     @property
     def box(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """(lower corner, side lengths) of the space domain: ((x_min,), (L,)) or, 2-D, ((x_min,

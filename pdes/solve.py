@@ -60,7 +60,7 @@ def _solve_pde(problem: PDE, method: str, t: np.ndarray, x: np.ndarray, config: 
     2-D in space is solved on t x x x y, y with nx points like x."""
     from pdes.spectral import pde_reference
 
-    y = np.linspace(float(problem.y_min), float(problem.y_max), x.size) if problem.dims == 2 else None
+    y = problem.y_grid(x.size)
 
     if method == "exact":
         _check_kwargs(method, method_kwargs, set())

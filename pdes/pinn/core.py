@@ -552,14 +552,6 @@ def _check_symmetric(problem: Any, odd: bool, residual: Callable, coeffs: dict[s
                 raise ValueError(f"{kind}_symmetric needs {name} {kind} about the centre of [{problem.x_min}, "
                                  f"{problem.x_max}]; {problem.name}'s is not ({fix})")
         lo, length, t_end = problem.x_min, problem.length, problem.t_end
-
-        def field(t, x):  # smooth, no symmetry
-            s, th = (x - lo) / length, t / t_end
-            return jnp.exp(0.3 * th) * jnp.sin(1.3 * s + 0.4) + 0.5 * s**2 + 0.2 * th * s**3
-
-        def mirrored(t, x):
-            return sign * field(t, 2 * lo + length - x)
-
         t = jnp.asarray(np.linspace(0.1, 1.0, 7) * t_end)
         b = problem.boundary
         if b.kind != "periodic":  # Dirichlet: u(a) = sign u(b); Neumann: u_x(a) = -sign u_x(b)
@@ -568,6 +560,14 @@ def _check_symmetric(problem: Any, odd: bool, residual: Callable, coeffs: dict[s
             if float(np.max(np.abs(left - side_sign * right))) > 1e-9 * max(float(np.max(np.abs(left))), 1.0):
                 raise ValueError(f"{kind}_symmetric needs {b.kind} boundary values that are mirror images of each "
                                  f"other; {problem.name}'s are not ({fix})")
+
+        def field(t, x):  # smooth, no symmetry
+            s, th = (x - lo) / length, t / t_end
+            return jnp.exp(0.3 * th) * jnp.sin(1.3 * s + 0.4) + 0.5 * s**2 + 0.2 * th * s**3
+
+        def mirrored(t, x):
+            return sign * field(t, 2 * lo + length - x)
+
         x = jnp.asarray(lo + length * np.linspace(0.05, 0.9, 7))
         r = np.asarray(residual(field, t, 2 * lo + length - x, **coeffs), np.float64)
         r_mirror = np.asarray(residual(mirrored, t, x, **coeffs), np.float64)
@@ -604,13 +604,13 @@ def _build_cached(problem: Any, initial: Any, initial_velocity: Any, config: PIN
     u0, v0 = initial_data(problem)
     if net.odd_symmetric or net.even_symmetric:
         _check_symmetric(problem, net.odd_symmetric, residual, dict(coeffs), u0, v0)
+    kink = _slope_jump(problem, config, u0) if net.kink_diffusivity > 0 else 0.0
     proto = PINN(problem, config, None, dict(coeffs), unknowns, tuple(terms), u0, v0, residual)
     with x64_if(net.dtype == "float64"):  # no "float64 not available" warning
         graphdef, _ = nnx.split(nnx.eval_shape(lambda: proto._net(jax.random.key(0), _dtype(net.dtype))))
     sobol = None
     if config.sampling.sampler == "sobol":
         sobol = {n: sampling.sobol_base(n, dims=1 + problem.dims) for n in {config.sampling.n_res, config.qn.n_res}}
-    kink = _slope_jump(problem, config, u0) if net.kink_diffusivity > 0 else 0.0
     return PINN(problem, config, graphdef, dict(coeffs), unknowns, tuple(terms), u0, v0, residual, sobol, kink)
 
 

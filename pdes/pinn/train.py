@@ -209,7 +209,7 @@ def solve_pinn(problem: Any, *, nx: int = 256, nt: int = 100, seed: int = 0, pre
     pinn = build_pinn(problem, cfg)
     t = np.linspace(0.0, float(problem.t_end), nt)
     x = np.linspace(float(problem.x_min), float(problem.x_max), nx)
-    y = np.linspace(float(problem.y_min), float(problem.y_max), nx) if problem.dims == 2 else None
+    y = problem.y_grid(nx)
     u_ref = reference_solution(problem, t, x, y)
     if y is None:
         result = train(pinn, seed=seed, t_grid=t, x_grid=x, u_ref=u_ref, progress=progress,
